@@ -1,6 +1,7 @@
 """Execute every course notebook top to bottom on a fresh kernel, in fast mode (XLSTM_EDU_FAST=1).
 
-A notebook that raises fails the test with the cell's traceback. Set XLSTM_EDU_SKIP_NOTEBOOKS=1 to skip
+A notebook that raises fails the test with the cell's traceback, and every exercise checker cell (tagged
+"checker") must print a passing verdict (✅, no ❌) with the solutions in place. Set XLSTM_EDU_SKIP_NOTEBOOKS=1 to skip
 them while iterating on the package.
 """
 
@@ -44,4 +45,9 @@ def test_notebook_runs_in_fast_mode(path):
     nb = execute_notebook(path, fast=True)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors, f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+    # every exercise checker (a code cell tagged "checker") must give a passing verdict in the solution edition
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "checker" in cell.get("metadata", {}).get("tags", []):
+            text = "".join(o.get("text", "") for o in cell.get("outputs", []) if o.output_type == "stream")
+            assert "✅" in text and "❌" not in text, f"{path.name}, cell {i}: checker did not pass:\n{text}"
     print(f"{path.name}: {time.perf_counter() - t0:.1f} s")

@@ -84,3 +84,32 @@ def check(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8, h
     if not quiet:
         print(v.message)
     return v
+
+
+def check_gradient(name: str, f, x, analytic, *, tol: float = 1e-6, h: float = 1e-6, hint: str | None = None,
+                   quiet: bool = False) -> Verdict:
+    """Gradient-check exercise: compare a hand-written gradient ``analytic`` of the scalar ``f()`` with respect to
+    the float64 array ``x`` against centred differences (see ``xlstm_edu.np.gradcheck``)."""
+    from xlstm_edu.np.gradcheck import numerical_gradient, relative_error
+
+    hint_txt = f" -- hint: {hint}" if hint else ""
+    if analytic is None or analytic is Ellipsis:
+        v = Verdict(name, "wrong", np.inf, np.inf, f"❌ {name}: no answer yet (got {analytic!r}){hint_txt}")
+    else:
+        analytic = _to_numpy(analytic)
+        num = numerical_gradient(f, x, h)
+        if analytic.shape != num.shape:
+            v = Verdict(name, "wrong", np.inf, np.inf,
+                        f"❌ {name}: gradient has shape {analytic.shape}, expected {num.shape}{hint_txt}")
+        else:
+            err = relative_error(analytic, num)
+            mad = float(np.max(np.abs(analytic - num))) if num.size else 0.0
+            if err <= tol:
+                v = Verdict(name, "close", mad, err,
+                            f"✅ {name}: gradient matches centred differences (relative error {err:.1e} <= {tol:g})")
+            else:
+                v = Verdict(name, "wrong", mad, err,
+                            f"❌ {name}: gradient is off (relative error {err:.2g} > {tol:g}){hint_txt}")
+    if not quiet:
+        print(v.message)
+    return v

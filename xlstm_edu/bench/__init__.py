@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print side-by-side timings measured in one run (never tests)."""
