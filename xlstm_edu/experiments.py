@@ -1,0 +1,350 @@
+"""Check the paper's small-scale claims yourself: formal languages (Fig. 4) and multi-query associative recall
+(Fig. 5), with the course's models and trainer, sized for a CPU.
+
+Usage::
+
+    python -m xlstm_edu.experiments formal --task parity --models lstm,slstm,mlstm,xlstm,gpt --preset cpu \\
+        [--seeds 2] [--json PATH]
+    python -m xlstm_edu.experiments formal --task all --preset cpu --json results/formal.json
+    python -m xlstm_edu.experiments mqar --models lstm,slstm,mlstm,xlstm,gpt --preset cpu [--json PATH]
+    python -m xlstm_edu.experiments all --preset cpu --json results/paper_claims_cpu.json   # both
+
+For every (task, model, seed) a fresh 2-block model of that kind is built with
+``xlstm_edu.models.build_model`` (``xlstm`` = xLSTM[1:1], ``mlstm`` = mLSTM only, ``slstm`` = sLSTM only, ``gpt``,
+``lstm``), at a size chosen so the parameter counts are comparable (the table prints them), trained by the
+course's trainer ``xlstm_edu.train.train`` and evaluated on held-out data:
+
+* formal languages: trained on strings of length 1-40 (one length per batch, drawn uniformly), tested on
+  ``eval_lengths`` lengths spread over 41-256, ``eval_per_length`` fresh strings each; the reported accuracy is
+  the mean over those lengths, rescaled as in the paper: ``scaled = (acc - chance) / (1 - chance)``.
+* MQAR: trained and tested at each (context length, pairs) setting separately, on fresh sequences;
+  accuracy is the fraction of queries answered right.
+
+The output is a table on stdout and, with ``--json``, a JSON list with one object per run (``task``, ``model``,
+``seed``, ``accuracy``, ``scaled_accuracy``, ``chance``, ``params``, ``steps``, ``train_s``, per-length
+accuracies, ...). The JSON file is rewritten after every run, so a long run that is stopped keeps what it did.
+
+Presets (``PRESETS``): ``smoke`` (seconds; what the tests run), ``quick`` (a minute or two; notebooks),
+``cpu`` (all formal tasks and MQAR settings with all five models in about 30 minutes on 2 cores).
+The paper trains far longer (parity: batch 256, 20k steps, App. B.1.1); see the notebook
+``notebooks/12_paper_claims.ipynb`` for what that changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xlstm_edu._validate import check_choice, check_positive_int
+from xlstm_edu.tasks import IGNORE, MQAR, TASKS, class_logits, eval_lengths, get_task, lm_batch, sample_length
+from xlstm_edu.tasks import scaled_accuracy as _scaled
+from xlstm_edu.tasks.formal import TEST_LENGTHS, TRAIN_LENGTHS, FormalTask
+
+MODEL_KINDS = ("lstm", "slstm", "mlstm", "xlstm", "gpt")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes and budgets of one experiment preset (formal languages and MQAR share the model sizes)."""
+
+    name: str
+    # models: a 2-block model of every kind; embedding widths per kind make the parameter counts comparable
+    embedding_dim: dict = field(default_factory=dict)
+    num_blocks: int = 2
+    num_heads: int = 1  # the paper's parity config uses 1 head; GPT uses gpt_heads
+    gpt_heads: int = 2
+    # formal languages
+    formal_tasks: tuple = tuple(TASKS)
+    formal_steps: int = 500
+    formal_batch: int = 32
+    formal_lr: float = 3e-3
+    eval_lengths: int = 8
+    eval_per_length: int = 64
+    # MQAR
+    mqar_settings: tuple = ((64, 4), (128, 8), (256, 16))
+    mqar_vocab: int = 64
+    mqar_steps: int = 300
+    mqar_batch: int = 32
+    mqar_lr: float = 3e-3
+    mqar_eval: int = 128
+    # trainer
+    warmup_steps: int = 20
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+_DIMS = {"lstm": 32, "slstm": 32, "mlstm": 32, "xlstm": 32, "gpt": 32}
+
+PRESETS = {
+    # for tests: a handful of steps, tiny evaluation; shows the pipeline runs, not what the models can learn
+    "smoke": Preset("smoke", embedding_dim={k: 16 for k in MODEL_KINDS}, formal_tasks=("parity",),
+                    formal_steps=3, formal_batch=8, eval_lengths=2, eval_per_length=4, warmup_steps=1,
+                    mqar_settings=((32, 4),), mqar_vocab=32, mqar_steps=3, mqar_batch=8, mqar_eval=8),
+    # a minute or two for one task and five models (notebooks in fast mode)
+    "quick": Preset("quick", embedding_dim=dict(_DIMS), formal_tasks=("parity",), formal_steps=150,
+                    formal_batch=32, eval_lengths=4, eval_per_length=32, mqar_settings=((64, 4),),
+                    mqar_steps=150, mqar_eval=64),
+    # every task and MQAR setting, every model: about 30 minutes on 2 cores
+    "cpu": Preset("cpu", embedding_dim=dict(_DIMS)),
+}
+
+
+# ----------------------------------------------------------------------------------------------- models
+def build(kind: str, vocab_size: int, context_length: int, preset: Preset, seed: int):
+    """A fresh 2-block model of ``kind`` (seeded), built by the course's ``build_model``."""
+    from xlstm_edu.models import build_model
+
+    check_choice(kind, "model", MODEL_KINDS)
+    torch.manual_seed(seed)
+    overrides = dict(embedding_dim=preset.embedding_dim[kind], num_blocks=preset.num_blocks, dropout=0.0)
+    if kind == "gpt":
+        overrides["num_heads"] = preset.gpt_heads
+    elif kind in ("slstm", "mlstm", "xlstm"):
+        overrides["num_heads"] = preset.num_heads
+    return build_model(kind, vocab_size, context_length, **overrides)
+
+
+def fit(model, get_batch, *, steps: int, lr: float, preset: Preset, seed: int):
+    """Train ``model`` with the course's trainer on batches from ``get_batch(split, step) -> (x, y)``, where
+    ``y`` is ``IGNORE`` (-100) wherever no answer is due. Returns the trainer's result."""
+    from xlstm_edu.train import TrainConfig, train
+
+    cfg = TrainConfig(max_iters=steps, learning_rate=lr, warmup_iters=min(preset.warmup_steps, steps),
+                      weight_decay=preset.weight_decay, grad_clip=preset.grad_clip, seed=seed,
+                      eval_interval=0, progress=False)
+    return train(model, get_batch, cfg)
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+def _logits(model, x: np.ndarray) -> np.ndarray:
+    """Logits (B, S, V) as numpy, from a torch module or from any callable that maps int tokens to logits."""
+    if isinstance(model, torch.nn.Module):
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                out = model(torch.from_numpy(x))
+        finally:
+            model.train(was)
+        return out.float().cpu().numpy()
+    out = model(x)
+    return out.detach().cpu().numpy() if hasattr(out, "detach") else np.asarray(out)
+
+
+def evaluate_formal(model, task, *, lengths=None, per_length: int = 64, seed: int = 0, batch_size: int = 64):
+    """Accuracy of ``model`` on fresh strings of each length in ``lengths`` (default: 8 lengths over 41-256).
+
+    ``model``: a torch module or a callable ``tokens (B, S) int -> logits (B, S, V)``, with V >= task.vocab_size
+    (answers read at the last position from the answer tokens). Returns a dict with ``accuracy`` (mean over
+    lengths), ``scaled_accuracy``, ``chance`` and ``per_length`` ({length: accuracy}).
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    if not isinstance(task, FormalTask):
+        raise ValueError(f"task: expected a formal task or its name, got {type(task).__name__}")
+    lengths = eval_lengths(8) if lengths is None else [check_positive_int(int(n), "length") for n in lengths]
+    per_length = check_positive_int(per_length, "per_length")
+    rng = np.random.default_rng(seed)
+    per = {}
+    for n in lengths:
+        correct = 0
+        for start in range(0, per_length, batch_size):
+            b = min(batch_size, per_length - start)
+            tokens, labels = task.sample(rng, b, n)
+            pred = class_logits(task, _logits(model, tokens)).argmax(-1)
+            correct += int((pred == labels).sum())
+        per[int(task.valid_length(n))] = correct / per_length
+    acc = float(np.mean(list(per.values())))
+    return {"accuracy": acc, "scaled_accuracy": float(_scaled(acc, task.chance)), "chance": task.chance,
+            "per_length": per}
+
+
+def evaluate_mqar(model, task: MQAR, *, num: int = 128, seed: int = 0, batch_size: int = 64):
+    """Fraction of queries whose best-scoring value token is right, on ``num`` fresh sequences."""
+    if not isinstance(task, MQAR):
+        raise ValueError(f"task: expected an MQAR task, got {type(task).__name__}")
+    num = check_positive_int(num, "num")
+    rng = np.random.default_rng(seed)
+    correct = total = 0
+    for start in range(0, num, batch_size):
+        x, y = task.sample(rng, min(batch_size, num - start))
+        pred = task.value_logits(_logits(model, x)).argmax(-1) + task.value_offset
+        mask = y != IGNORE
+        correct += int((pred[mask] == y[mask]).sum())
+        total += int(mask.sum())
+    acc = correct / total
+    return {"accuracy": acc, "scaled_accuracy": float(_scaled(acc, task.chance)), "chance": task.chance}
+
+
+# ----------------------------------------------------------------------------------------------- runs
+def _formal_batches(task: FormalTask, batch_size: int, seed: int):
+    """``get_batch(split, step)`` for the trainer: a seeded stream of training batches of lengths 1-40.
+    (The trainer's 'val' split gets short strings too; the real test is :func:`evaluate_formal`.)"""
+    rngs = {"train": np.random.default_rng(seed), "val": np.random.default_rng(seed + 1_000_003)}
+
+    def get_batch(split, step=None):
+        rng = rngs["val" if split in ("val", "valid", "validation") else "train"]
+        x, y, _ = lm_batch(task, rng, batch_size, sample_length(rng, TRAIN_LENGTHS))
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return get_batch
+
+
+def _mqar_batches(task: MQAR, batch_size: int, seed: int):
+    rngs = {"train": np.random.default_rng(seed), "val": np.random.default_rng(seed + 1_000_003)}
+
+    def get_batch(split, step=None):
+        x, y = task.sample(rngs["val" if split in ("val", "valid", "validation") else "train"], batch_size)
+        return torch.from_numpy(x), torch.from_numpy(y)
+
+    return get_batch
+
+
+def _final_loss(result):
+    for key in ("train_loss", "final_train_loss", "loss"):
+        v = result.get(key) if isinstance(result, dict) else getattr(result, key, None)
+        if isinstance(v, (int, float)):
+            return float(v)
+    return None
+
+
+def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset) -> dict:
+    task = get_task(task_name)
+    model = build(kind, task.vocab_size, TEST_LENGTHS[1], preset, seed)
+    t0 = time.perf_counter()
+    result = fit(model, _formal_batches(task, preset.formal_batch, seed), steps=preset.formal_steps,
+                 lr=preset.formal_lr, preset=preset, seed=seed)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ev = evaluate_formal(model, task, lengths=eval_lengths(preset.eval_lengths), per_length=preset.eval_per_length,
+                         seed=10_000 + seed)
+    return {"experiment": "formal", "task": task_name, "model": kind, "seed": seed, "accuracy": ev["accuracy"],
+            "scaled_accuracy": ev["scaled_accuracy"], "chance": ev["chance"],
+            "per_length": {str(k): v for k, v in ev["per_length"].items()},
+            "train_lengths": list(TRAIN_LENGTHS), "test_lengths": [min(ev["per_length"]), max(ev["per_length"])],
+            "params": int(model.num_params()), "steps": preset.formal_steps, "batch_size": preset.formal_batch,
+            "final_train_loss": _final_loss(result), "train_s": round(train_s, 2),
+            "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
+
+
+def run_mqar_one(setting, kind: str, seed: int, preset: Preset) -> dict:
+    L, N = setting
+    task = MQAR(L, N, preset.mqar_vocab)
+    model = build(kind, task.vocab_size, L, preset, seed)
+    t0 = time.perf_counter()
+    result = fit(model, _mqar_batches(task, preset.mqar_batch, seed), steps=preset.mqar_steps, lr=preset.mqar_lr,
+                 preset=preset, seed=seed)
+    train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ev = evaluate_mqar(model, task, num=preset.mqar_eval, seed=10_000 + seed)
+    return {"experiment": "mqar", "task": task.name, "model": kind, "seed": seed, "accuracy": ev["accuracy"],
+            "scaled_accuracy": ev["scaled_accuracy"], "chance": ev["chance"], "context_length": L,
+            "num_pairs": N, "vocab_size": task.vocab_size, "params": int(model.num_params()),
+            "steps": preset.mqar_steps, "batch_size": preset.mqar_batch, "final_train_loss": _final_loss(result),
+            "train_s": round(train_s, 2), "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
+
+
+def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
+    """Rows = tasks, columns = models; each cell the mean of ``key`` over seeds (and the range when > 1 seed).
+    A last row gives each model's parameter count."""
+    tasks = list(dict.fromkeys(r["task"] for r in results))
+    models = [m for m in MODEL_KINDS if any(r["model"] == m for r in results)]
+    models += [m for m in dict.fromkeys(r["model"] for r in results) if m not in models]
+    w = max([len("task")] + [len(t) for t in tasks]) + 2
+    cw = 17
+    lines = [f"{key} (0 = chance, 1 = perfect; mean over seeds, [min, max] when several)",
+             "task".ljust(w) + "".join(m.rjust(cw) for m in models)]
+    for t in tasks:
+        cells = []
+        for m in models:
+            vals = [r[key] for r in results if r["task"] == t and r["model"] == m]
+            if not vals:
+                cells.append("-".rjust(cw))
+            elif len(vals) == 1:
+                cells.append(f"{vals[0]:.2f}".rjust(cw))
+            else:
+                cells.append(f"{np.mean(vals):.2f} [{min(vals):.2f},{max(vals):.2f}]".rjust(cw))
+        lines.append(t.ljust(w) + "".join(cells))
+    params = []
+    for m in models:
+        ps = sorted({r["params"] for r in results if r["model"] == m})
+        params.append((f"{ps[0]:,}" if len(ps) == 1 else f"{ps[0]:,}-{ps[-1]:,}").rjust(cw))
+    lines.append("params".ljust(w) + "".join(params))
+    return "\n".join(lines)
+
+
+def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seeds: int = 1, json_path=None,
+        verbose: bool = True) -> list[dict]:
+    """Run ``experiment`` ('formal', 'mqar' or 'all') and return the list of result objects."""
+    check_choice(experiment, "experiment", ("formal", "mqar", "all"))
+    check_choice(preset, "preset", PRESETS)
+    p = PRESETS[preset]
+    seeds = check_positive_int(seeds, "seeds")
+    models = list(models)
+    for m in models:
+        check_choice(m, "model", MODEL_KINDS)
+    if tasks is None or tasks == "all" or tasks == ["all"]:
+        tasks = list(p.formal_tasks)
+    for t in tasks:
+        check_choice(t, "task", TASKS)
+    jobs = []
+    if experiment in ("formal", "all"):
+        jobs += [("formal", t, m, s) for t in tasks for s in range(seeds) for m in models]
+    if experiment in ("mqar", "all"):
+        jobs += [("mqar", st, m, s) for st in p.mqar_settings for s in range(seeds) for m in models]
+    results = []
+    path = Path(json_path) if json_path else None
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    for i, (exp, what, m, s) in enumerate(jobs, 1):
+        r = run_formal_one(what, m, s, p) if exp == "formal" else run_mqar_one(what, m, s, p)
+        results.append(r)
+        if verbose:
+            print(f"[{i}/{len(jobs)}] {r['task']:>17s} {m:>6s} seed {s}: accuracy {r['accuracy']:.3f}, scaled "
+                  f"{r['scaled_accuracy']:+.3f}  ({r['params']:,} params, train {r['train_s']:.0f} s, "
+                  f"total {time.perf_counter() - t_start:.0f} s)", flush=True)
+        if path:
+            path.write_text(json.dumps(results, indent=1) + "\n")
+    if verbose:
+        for exp in ("formal", "mqar"):
+            rs = [r for r in results if r["experiment"] == exp]
+            if rs:
+                print(f"\n== {exp} (preset {preset}, {seeds} seed(s))")
+                print(format_table(rs))
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m xlstm_edu.experiments", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", choices=["formal", "mqar", "all"])
+    ap.add_argument("--task", default="all",
+                    help=f"formal task(s), comma-separated, or 'all' (the preset's tasks); one of {sorted(TASKS)}")
+    ap.add_argument("--models", default=",".join(MODEL_KINDS), help="comma-separated, from " + ",".join(MODEL_KINDS))
+    ap.add_argument("--preset", default="quick", choices=sorted(PRESETS))
+    ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per (task, model)")
+    ap.add_argument("--json", default=None, help="write the results (a JSON list) here")
+    args = ap.parse_args(argv)
+    tasks = None if args.task == "all" else [t.strip() for t in args.task.split(",") if t.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        run(args.experiment, tasks=tasks, models=models, preset=args.preset, seeds=args.seeds, json_path=args.json)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
