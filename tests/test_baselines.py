@@ -1,0 +1,121 @@
+"""The GPT and LSTM baselines: shapes, causality, step == forward, parameter counts, and build_model."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from xlstm_edu.models import KINDS, build_model, cfg_from_dict, model_from_config
+from xlstm_edu.nn.baselines import GPT, LSTMLM, GPTConfig, LSTMLMConfig
+
+torch.set_num_threads(1)
+V, S = 11, 12
+
+
+def tiny(kind, **kw):
+    torch.manual_seed(0)
+    base = {"gpt": dict(embedding_dim=16, num_blocks=2, num_heads=2), "lstm": dict(embedding_dim=16, num_blocks=2)}
+    return build_model(kind, V, S, **{**base[kind], **kw}).double().eval()
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_shapes_and_causality(kind):
+    """Changing token t must not change the logits at positions < t (no look-ahead)."""
+    model = tiny(kind)
+    idx = torch.randint(0, V, (3, S), generator=torch.Generator().manual_seed(1))
+    out = model(idx)
+    assert out.shape == (3, S, V)
+    for t in (0, 5, S - 1):
+        idx2 = idx.clone()
+        idx2[:, t] = (idx2[:, t] + 1) % V
+        out2 = model(idx2)
+        torch.testing.assert_close(out2[:, :t], out[:, :t], rtol=0, atol=1e-12)
+        assert (out2[:, t:] - out[:, t:]).abs().max() > 1e-6  # the change is seen from t on
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_step_equals_forward(kind):
+    model = tiny(kind)
+    idx = torch.randint(0, V, (2, S), generator=torch.Generator().manual_seed(2))
+    full = model(idx)
+    state = model.init_state(2)
+    for t in range(S):
+        logits, state = model.step(idx[:, t], state)
+        torch.testing.assert_close(logits, full[:, t], rtol=1e-10, atol=1e-10)
+
+
+def test_gpt_step_slides_past_the_context():
+    """Beyond context_length the GPT recomputes the last context_length tokens: equal to forward on that window."""
+    model = tiny("gpt")
+    idx = torch.randint(0, V, (2, S + 5), generator=torch.Generator().manual_seed(3))
+    state = model.init_state(2)
+    for t in range(S + 5):
+        logits, state = model.step(idx[:, t], state)
+        if t >= S:
+            ref = model(idx[:, t - S + 1: t + 1])[:, -1]
+            torch.testing.assert_close(logits, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_gpt_param_count_matches_formula():
+    """12 d^2 per block (attention 4 d^2, MLP 8 d^2) + LayerNorms + embeddings; the tied head is counted once."""
+    d, L, ctx = 16, 2, S
+    model = tiny("gpt")
+    expected = V * d + ctx * d + L * (12 * d * d + 2 * d) + d
+    assert model.num_params() == expected
+    assert model.num_params(non_embedding=True) == expected - V * d - ctx * d
+    untied = build_model("gpt", V, S, embedding_dim=16, num_blocks=2, num_heads=2, tie_weights=False)
+    assert untied.num_params() == expected + V * d
+
+
+def test_lstm_param_count_matches_formula():
+    """torch.nn.LSTM: 4 H (in + H) weights + 8 H biases per layer."""
+    d, L = 16, 2
+    model = tiny("lstm")
+    expected = V * d + L * (4 * d * (d + d) + 8 * d)
+    assert model.num_params() == expected
+    model = build_model("lstm", V, S, embedding_dim=8, hidden_size=16, num_blocks=1, tie_weights=False)
+    assert model.num_params() == V * 8 + (4 * 16 * (8 + 16) + 8 * 16) + 16 * V
+
+
+def test_lstm_forget_bias_is_one():
+    model = tiny("lstm")
+    H = model.cfg.hidden_size
+    b = model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0
+    assert torch.all(b[H:2 * H] == 1) and torch.all(b[:H] == 0)
+
+
+def test_bad_inputs_and_configs():
+    model = tiny("gpt")
+    with pytest.raises(ValueError, match="longer than context_length"):
+        model(torch.zeros(1, S + 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="token ids"):
+        model(torch.full((1, 3), V, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer"):
+        model(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="divisible"):
+        GPTConfig(embedding_dim=10, num_heads=3)
+    with pytest.raises(ValueError, match="tie_weights"):
+        LSTMLMConfig(embedding_dim=8, hidden_size=16, tie_weights=True)
+    with pytest.raises(ValueError, match="valid keys"):
+        build_model("gpt", V, S, embeding_dim=16)
+    with pytest.raises(ValueError, match="kind"):
+        build_model("transformer", V, S)
+    with pytest.raises(ValueError, match="unknown key"):
+        cfg_from_dict(GPTConfig, {"nope": 1})
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_model_from_config_round_trip(kind):
+    model = tiny(kind)
+    again = model_from_config(kind, dataclasses.asdict(model.cfg))
+    assert type(again) is type(model) and again.cfg == model.cfg
+    assert isinstance(model, (GPT, LSTMLM)) and set(KINDS) >= {"gpt", "lstm"}
+
+
+def test_gradients_flow_to_every_parameter():
+    for kind in ("gpt", "lstm"):
+        model = tiny(kind).train()
+        idx = torch.randint(0, V, (2, S))
+        model(idx).sum().backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+        assert not missing, f"{kind}: no gradient for {missing}"
