@@ -1,0 +1,18 @@
+"""The xLSTM in PyTorch: the cells (same API as ``xlstm_edu.np``), the blocks and the language model.
+
+    from xlstm_edu.nn import mlstm_chunkwise, slstm_recurrent, XLSTMConfig, XLSTMLM
+"""
+
+from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mlstm_zero_state
+from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
+
+__all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step", "mlstm_zero_state",
+           "slstm_recurrent", "slstm_step", "slstm_zero_state", "XLSTMConfig", "XLSTMLM"]
+
+
+def __getattr__(name):  # the model classes load lazily (blocks import the cells above)
+    if name in ("XLSTMConfig", "XLSTMLM"):
+        from xlstm_edu.nn import xlstm_lm
+
+        return getattr(xlstm_lm, name)
+    raise AttributeError(name)

@@ -1,0 +1,235 @@
+"""The mLSTM cell in PyTorch: parallel, chunkwise and recurrent forms, plus one O(1) step for generation.
+
+The same functions, arguments, defaults and conventions as the numpy core (``xlstm_edu.np``), written with torch
+ops so that autograd differentiates them and they run on whatever device the tensors are on. The numpy version
+is where the math is explained line by line; here we keep the same names and equation numbers.
+
+Shapes (leading batch/head dims ``...``): q, k (..., S, DK); v (..., S, DV); i_pre, f_pre (..., S);
+state = (C (..., DK, DV), n (..., DK), m (...)), stored as in ``mlstm_kernels`` (SPEC.md §2): C = Σ w k vᵀ with
+unscaled k, the scale 1/√DK applied to q, all zero at the start.
+
+Which form to use:
+
+* ``mlstm_parallel``   O(S²) time and memory, no state: the clearest, and the reference for short sequences.
+* ``mlstm_chunkwise``  O(S·L) inside chunks of L plus a recurrence between chunks: the training path.
+* ``mlstm_recurrent``  a loop over ``mlstm_step``: O(1) memory per token, the generation path.
+
+Gradients are the exact ones (like the official ``*_autograd`` kernels): the stabilizer m is not detached, so the
+small dependence of h on m through eps (SPEC.md §2) is differentiated too.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from xlstm_edu.nn._checks import check_choice, check_positive_int, check_same, check_shape, check_tensor
+from xlstm_edu.nn._checks import log_forget_gate
+
+__all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step", "mlstm_zero_state"]
+
+_FORGET_GATES = ("sigmoid", "exp")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# input checks (before any work)
+def _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps, *, time_axis=True):
+    if time_axis:
+        lay_qk, lay_v, lay_g, nd = "(..., S, DK)", "(..., S, DV)", "(..., S)", 2
+    else:
+        lay_qk, lay_v, lay_g, nd = "(..., DK)", "(..., DV)", "(...)", 1
+    check_tensor(q, "q", nd, lay_qk)
+    check_tensor(k, "k", nd, lay_qk)
+    check_tensor(v, "v", nd, lay_v)
+    check_tensor(i_pre, "i_pre", nd - 1, lay_g)
+    check_tensor(f_pre, "f_pre", nd - 1, lay_g)
+    check_same({"q": q, "k": k, "v": v, "i_pre": i_pre, "f_pre": f_pre})
+    check_shape(k, "k", q.shape, f"{lay_qk} like q")
+    lead = q.shape[:-1]  # (..., S) or (...)
+    check_shape(v, "v", (*lead, v.shape[-1]), f"{lay_v} with (...{', S' if time_axis else ''}) = {tuple(lead)} like q")
+    check_shape(i_pre, "i_pre", lead, f"{lay_g} matching q")
+    check_shape(f_pre, "f_pre", lead, f"{lay_g} matching q")
+    check_choice(forget_gate, "forget_gate", _FORGET_GATES)
+    if not (isinstance(eps, (int, float)) and eps >= 0):
+        raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
+
+
+def _check_state(state, batch_shape, dk, dv, ref):
+    if state is None:
+        return None
+    if not (isinstance(state, (tuple, list)) and len(state) == 3):
+        raise ValueError(f"state: expected a tuple (C, n, m) or None, got {type(state).__name__}")
+    C, n, m = state
+    check_tensor(C, "state C", 2, "(..., DK, DV)")
+    check_tensor(n, "state n", 1, "(..., DK)")
+    check_tensor(m, "state m", 0, "(...)")
+    check_shape(C, "state C", (*batch_shape, dk, dv), "(..., DK, DV)")
+    check_shape(n, "state n", (*batch_shape, dk), "(..., DK)")
+    check_shape(m, "state m", tuple(batch_shape), "(...)")
+    check_same({"q": ref, "state C": C, "state n": n, "state m": m})
+    return C, n, m
+
+
+def mlstm_zero_state(batch_shape, dk: int, dv: int, *, dtype=torch.float32, device=None):
+    """The initial state (C, n, m) = (0, 0, 0) of the recurrent and chunkwise forms (SPEC.md §2)."""
+    batch_shape = tuple(batch_shape)
+    return (
+        torch.zeros(*batch_shape, dk, dv, dtype=dtype, device=device),
+        torch.zeros(*batch_shape, dk, dtype=dtype, device=device),
+        torch.zeros(batch_shape, dtype=dtype, device=device),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def mlstm_parallel(q, k, v, i_pre, f_pre, eps: float = 1e-6, forget_gate: str = "sigmoid"):
+    """Parallel (attention-like) mLSTM, App. A.3 eq. 71-86. Returns h (..., S, DV).
+
+    Behaves like m_0 = -inf (row-wise max over the decay matrix), so it differs from the recurrent form only at
+    the eps level (SPEC.md §2).
+    """
+    _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps)
+    S, DK = q.shape[-2], q.shape[-1]
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11 in log space
+    b = torch.cumsum(log_f, dim=-1)  # b_t = Σ_{s<=t} log f_s
+    causal = torch.ones(S, S, dtype=torch.bool, device=q.device).tril()
+    # log D_ts = b_t - b_s + ĩ_s for s <= t, -inf above the diagonal (eq. 73-75)
+    log_D = torch.where(causal, b[..., :, None] - b[..., None, :] + i_pre[..., None, :], -math.inf)
+    m = log_D.amax(dim=-1, keepdim=True)  # row-wise stabilizer (eq. 76)
+    D = torch.exp(log_D - m)  # D' (eq. 77)
+    C = (q @ k.transpose(-2, -1)) * (DK**-0.5) * D  # S̃ = (Q Kᵀ/√d) ⊙ D' (eq. 78-79)
+    n = torch.maximum(C.sum(dim=-1, keepdim=True).abs(), torch.exp(-m))  # eq. 80-81, bound exp(-m)
+    return (C / (n + eps)) @ v  # eq. 82-83
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def mlstm_step(q, k, v, i_pre, f_pre, state=None, eps: float = 1e-6, forget_gate: str = "sigmoid"):
+    """One recurrent step (eq. 19-27 with the stabilizer eq. 15-17): O(1) time and memory per token.
+
+    q, k (..., DK); v (..., DV); i_pre, f_pre (...); state (C, n, m) or None (zeros). Returns (h (..., DV), state).
+    """
+    _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps, time_axis=False)
+    DK, DV = q.shape[-1], v.shape[-1]
+    state = _check_state(state, q.shape[:-1], DK, DV, q)
+    if state is None:
+        state = mlstm_zero_state(q.shape[:-1], DK, DV, dtype=q.dtype, device=q.device)
+    return _step(q, k, v, i_pre, f_pre, state, eps, forget_gate)
+
+
+def _step(q, k, v, i_pre, f_pre, state, eps, forget_gate):
+    C, n, m = state
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
+    m_new = torch.maximum(log_f + m, i_pre)  # eq. 15
+    i_s = torch.exp(i_pre - m_new)[..., None]  # i' (eq. 16)
+    f_s = torch.exp(log_f + m - m_new)[..., None]  # f' (eq. 17)
+    C = f_s[..., None] * C + i_s[..., None] * (k[..., :, None] * v[..., None, :])  # eq. 19 (stored as k vᵀ)
+    n = f_s * n + i_s * k  # eq. 20
+    q_s = q * (q.shape[-1] ** -0.5)  # q̂ = q/√DK (the official scale)
+    num = (q_s[..., None, :] @ C).squeeze(-2)  # q̂ᵀ C
+    den = torch.maximum((q_s * n).sum(-1).abs(), torch.exp(-m_new))  # max(|q̂ᵀn|, exp(-m)) (eq. 21)
+    h = num / (den[..., None] + eps)  # eq. 21
+    return h, (C, n, m_new)
+
+
+def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps: float = 1e-6, forget_gate: str = "sigmoid"):
+    """Recurrent mLSTM: a loop of ``mlstm_step`` over time. Returns (h (..., S, DV), (C, n, m))."""
+    _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps)
+    DK, DV = q.shape[-1], v.shape[-1]
+    state = _check_state(state, q.shape[:-2], DK, DV, q)
+    if state is None:
+        state = mlstm_zero_state(q.shape[:-2], DK, DV, dtype=q.dtype, device=q.device)
+    hs = []
+    for t in range(q.shape[-2]):
+        h, state = _step(q[..., t, :], k[..., t, :], v[..., t, :], i_pre[..., t], f_pre[..., t], state, eps,
+                         forget_gate)
+        hs.append(h)
+    if not hs:
+        return q.new_zeros(*q.shape[:-1], DV), state
+    return torch.stack(hs, dim=-2), state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps: float = 1e-6,
+                    forget_gate: str = "sigmoid"):
+    """Chunkwise mLSTM (SPEC.md §2; Tiled Flash Linear Attention): parallel inside chunks of ``chunk_size``, a
+    recurrence over (C, n, m) between chunks. Any S (the last chunk may be shorter). Returns (h, (C, n, m)).
+
+    Its stabilizer per step equals the recurrent one, so it agrees with ``mlstm_recurrent`` to round-off.
+    """
+    _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps)
+    L = check_positive_int(chunk_size, "chunk_size")
+    S, DK, DV = q.shape[-2], q.shape[-1], v.shape[-1]
+    state = _check_state(state, q.shape[:-2], DK, DV, q)
+    if state is None:
+        state = mlstm_zero_state(q.shape[:-2], DK, DV, dtype=q.dtype, device=q.device)
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
+    q = q * (DK**-0.5)  # q̂
+    L = min(L, S) if S > 0 else 1
+    S_full = (S // L) * L
+    outs = []
+    if S_full:
+        h, state = _chunks(q[..., :S_full, :], k[..., :S_full, :], v[..., :S_full, :], i_pre[..., :S_full],
+                           log_f[..., :S_full], L, state, eps)
+        outs.append(h)
+    if S_full < S:  # the last, shorter chunk
+        h, state = _chunks(q[..., S_full:, :], k[..., S_full:, :], v[..., S_full:, :], i_pre[..., S_full:],
+                           log_f[..., S_full:], S - S_full, state, eps)
+        outs.append(h)
+    if not outs:
+        return q.new_zeros(*q.shape[:-1], DV), state
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)), state
+
+
+def _chunks(q, k, v, i_pre, log_f, L, state, eps):
+    """Chunkwise form for S = NC·L; q is already scaled by 1/√DK."""
+    C0, n0, m0 = state
+    *batch, S, DK = q.shape
+    DV = v.shape[-1]
+    NC = S // L
+    q = q.reshape(*batch, NC, L, DK)
+    k = k.reshape(*batch, NC, L, DK)
+    v = v.reshape(*batch, NC, L, DV)
+    i_pre = i_pre.reshape(*batch, NC, L)
+    b = torch.cumsum(log_f.reshape(*batch, NC, L), dim=-1)  # log-forget cumsum inside each chunk
+    g = b[..., -1]  # (..., NC) total log-forget over a chunk
+    a = g[..., None] - b + i_pre  # (..., NC, L): log weight of step s in the chunk-end state
+    a_max = a.amax(dim=-1)  # (..., NC)
+
+    # 1) recurrence over chunk borders: the states entering each chunk (eq. 15-20 applied L steps at once)
+    Cs, ns, ms = [C0], [n0], [m0]
+    C, n, m = C0, n0, m0
+    for c in range(NC - 1):
+        m_next = torch.maximum(g[..., c] + m, a_max[..., c])
+        decay = torch.exp(g[..., c] + m - m_next)
+        k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
+        C = decay[..., None, None] * C + k_w.transpose(-2, -1) @ v[..., c, :, :]
+        n = decay[..., None] * n + k_w.sum(dim=-2)
+        m = m_next
+        Cs.append(C)
+        ns.append(n)
+        ms.append(m)
+    C_in = torch.stack(Cs, dim=-3)  # (..., NC, DK, DV) state entering chunk c
+    n_in = torch.stack(ns, dim=-2)  # (..., NC, DK)
+    m_in = torch.stack(ms, dim=-1)  # (..., NC)
+
+    # 2) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
+    causal = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
+    log_D = torch.where(causal, b[..., :, None] - b[..., None, :] + i_pre[..., None, :], -math.inf)
+    m_inter = b + m_in[..., None]  # (..., NC, L): log weight of the incoming state at step t
+    m_t = torch.maximum(m_inter, log_D.amax(dim=-1))  # = the recurrent m_t (eq. 15 unrolled)
+    D = torch.exp(log_D - m_t[..., None])
+    Sm = (q @ k.transpose(-2, -1)) * D  # (..., NC, L, L)
+    q_in = q * torch.exp(m_inter - m_t)[..., None]
+    num = q_in @ C_in + Sm @ v  # (..., NC, L, DV)
+    den = (q_in[..., None, :] @ n_in[..., None, :, None]).squeeze(-1) + Sm.sum(dim=-1, keepdim=True)
+    h = num / (torch.maximum(den.abs(), torch.exp(-m_t)[..., None]) + eps)  # eq. 21
+    h = h.reshape(*batch, S, DV)
+
+    # 3) the state after the last chunk
+    c = NC - 1
+    m_next = torch.maximum(g[..., c] + m, a_max[..., c])
+    decay = torch.exp(g[..., c] + m - m_next)
+    k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
+    C = decay[..., None, None] * C + k_w.transpose(-2, -1) @ v[..., c, :, :]
+    n = decay[..., None] * n + k_w.sum(dim=-2)
+    return h, (C, n, m_next)

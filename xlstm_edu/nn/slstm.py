@@ -1,0 +1,204 @@
+"""The sLSTM cell in PyTorch (paper eq. 8-17): a readable step, and a fused sequence for training.
+
+Same names, arguments and layout as the numpy core (``xlstm_edu.np.slstm_recurrent``): gate order (i, f, z, o);
+wx (..., S, 4, H) the input contributions W x_t of every gate; R (4, NH, DH, DH) block-diagonal with
+``pre_g[..., head j] += h_{t-1}[..., head j] @ R[g, j]`` (memory mixing only inside a head); b (4, H);
+state (h, c, n, m), each (..., H).
+
+* ``slstm_step``       one step with plain torch ops (autograd differentiates it): the code to read.
+* ``slstm_recurrent``  the whole sequence. The time loop cannot be parallelised (h_{t-1} feeds the gates), so
+  per-step overhead decides the speed on a CPU. It runs as one ``torch.autograd.Function``:
+  - the four gates' recurrent products are one batched matmul per step (``baddbmm`` over heads, the bias
+    and W x_t already added), followed by a handful of element-wise ops;
+  - the backward pass through time is written by hand (about ten ops per step, no autograd graph of
+    S × 20 nodes), with every factor that does not depend on the incoming gradient computed for all steps at
+    once after the forward loop.
+  The stabilizer m is treated as a constant, which is exact here: h = o·c/n does not depend on m (no eps in
+  the sLSTM, App. A.2). ``tests/test_nn_cells.py`` checks the result against ``slstm_step`` looped under
+  autograd, the numpy core, and the official vanilla sLSTM cell.
+
+From a zero state (state=None) the first step sets m_1 = ĩ_1, as the official cell does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from xlstm_edu.nn._checks import check_choice, check_same, check_shape, check_tensor, log_forget_gate
+
+__all__ = ["slstm_step", "slstm_recurrent", "slstm_zero_state"]
+
+_FORGET_GATES = ("sigmoid", "exp")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def _check_args(wx, R, b, state, forget_gate, *, step: bool):
+    layout = "(..., 4, H)" if step else "(..., S, 4, H)"
+    name = "wx_t" if step else "wx"
+    check_tensor(wx, name, 2 if step else 3, layout)
+    if wx.shape[-2] != 4:
+        raise ValueError(f"{name}: expected shape {layout} with the 4 gates (i, f, z, o) on axis -2, "
+                         f"got shape {tuple(wx.shape)}")
+    if not step and wx.shape[-3] < 1:
+        raise ValueError(f"{name}: expected shape {layout} with S >= 1, got shape {tuple(wx.shape)}")
+    H = wx.shape[-1]
+    check_tensor(R, "R", 4, "(4, NH, DH, DH)")
+    NH, DH = R.shape[1], R.shape[2]
+    if R.shape[0] != 4 or R.shape[3] != DH or NH * DH != H:
+        raise ValueError(f"R: expected shape (4, NH, DH, DH) with NH·DH = H = {H}, got shape {tuple(R.shape)}")
+    check_tensor(b, "b", 2, "(4, H)")
+    check_shape(b, "b", (4, H), "(4, H)")
+    check_same({name: wx, "R": R, "b": b})
+    check_choice(forget_gate, "forget_gate", _FORGET_GATES)
+    lead = wx.shape[:-2] if step else wx.shape[:-3]
+    if state is not None:
+        if not (isinstance(state, (tuple, list)) and len(state) == 4):
+            raise ValueError(f"state: expected a tuple (h, c, n, m) of 4 tensors or None, got {type(state).__name__}")
+        for nm, s in zip("hcnm", state):
+            check_tensor(s, f"state {nm}", 1, "(..., H)")
+            check_shape(s, f"state {nm}", (*lead, H), "(..., H) with the leading dims of wx")
+            check_same({name: wx, f"state {nm}": s})
+    return lead, H, NH, DH
+
+
+def slstm_zero_state(batch_shape, hidden_size: int, *, dtype=torch.float32, device=None):
+    """(h, c, n, m) for the start of a sequence: zeros, and m = -inf so that the first step sets m_1 = ĩ_1
+    (the official cell's convention; outputs do not depend on m)."""
+    z = torch.zeros(*batch_shape, hidden_size, dtype=dtype, device=device)
+    return z, z.clone(), z.clone(), torch.full_like(z, -math.inf)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
+    """One sLSTM step (eq. 8-17). wx_t (..., 4, H); returns (h_t, (h_t, c_t, n_t, m_t)). O(1) per token."""
+    lead, H, NH, DH = _check_args(wx_t, R, b, state, forget_gate, step=True)
+    if state is None:
+        state = slstm_zero_state(lead, H, dtype=wx_t.dtype, device=wx_t.device)
+    h, c, n, m = state
+    # recurrent contribution, block-diagonal over heads: pre_g[head j] += h[head j] @ R[g, j]
+    hh = h.reshape(*lead, 1, NH, 1, DH)
+    rec = (hh @ R).reshape(*lead, 4, H)  # (..., 4, NH, 1, DH) -> (..., 4, H)
+    pre = wx_t + rec + b  # W x_t + R h_{t-1} + b
+    i_pre, f_pre, z_pre, o_pre = pre.unbind(-2)
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
+    m_new = torch.maximum(log_f + m, i_pre).detach()  # eq. 15 (no gradient through m: App. A.2)
+    i_s = torch.exp(i_pre - m_new)  # i' (eq. 16)
+    f_s = torch.exp(log_f + m - m_new)  # f' (eq. 17)
+    c = f_s * c + i_s * torch.tanh(z_pre)  # eq. 8, z = tanh(z̃) (eq. 11)
+    n = f_s * n + i_s  # eq. 9
+    h = torch.sigmoid(o_pre) * c / n  # eq. 10: h = o · c/n
+    return h, (h, c, n, m_new)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
+    """sLSTM over a sequence. wx (..., S, 4, H); R (4, NH, DH, DH); b (4, H); state (h, c, n, m) or None.
+
+    Returns ``(h (..., S, H), (h_last, c_last, n_last, m_last))``; passing the last state to the next call
+    continues the sequence exactly. Differentiable (hand-written backward through time inside an autograd
+    Function) with respect to wx, R, b and the initial h, c, n.
+    """
+    lead, H, NH, DH = _check_args(wx, R, b, state, forget_gate, step=False)
+    S = wx.shape[-3]
+    N = math.prod(lead)
+    if state is None:
+        state = slstm_zero_state(lead, H, dtype=wx.dtype, device=wx.device)
+    # internal layout (S, NH, N, 4·DH): one contiguous slab per step for the batched matmul over heads
+    x = (wx.reshape(N, S, 4, NH, DH) + b.reshape(4, NH, DH)).permute(1, 3, 0, 2, 4).reshape(S, NH, N, 4 * DH)
+    Rf = R.permute(1, 2, 0, 3).reshape(NH, DH, 4 * DH)  # (NH, DH_in, 4·DH_out): the four gates side by side
+    h0, c0, n0, m0 = (s.reshape(N, NH, DH).transpose(0, 1) for s in state)
+    hs, c, n, m = _SLSTMScan.apply(x.contiguous(), Rf, h0, c0, n0, m0.detach(), forget_gate == "sigmoid")
+    h_out = hs.permute(2, 0, 1, 3).reshape(*lead, S, H)  # (S, NH, N, DH) -> (..., S, H)
+    back = lambda t: t.transpose(0, 1).reshape(*lead, H)  # noqa: E731
+    return h_out, (h_out[..., -1, :], back(c), back(n), back(m))
+
+
+def _scan_forward(x, Rf, h, c, n, m, sigmoid_forget: bool):
+    """The forward loop; returns all pre-activations and states needed by the backward pass."""
+    S, NH, N, G = x.shape
+    DH = G // 4
+    pres = torch.empty_like(x)
+    hs, cs, ns, ms = [], [], [], []
+    for t in range(S):
+        pre = torch.baddbmm(x[t], h, Rf, out=pres[t])  # W x_t + b + R h_{t-1}, all gates in one matmul
+        i_p, f_p, z_p, o_p = pre.view(NH, N, 4, DH).unbind(2)
+        log_f = F.logsigmoid(f_p) if sigmoid_forget else f_p  # eq. 11
+        lfm = log_f + m
+        m = torch.maximum(lfm, i_p)  # eq. 15
+        i_s = torch.exp(i_p - m)  # eq. 16
+        f_s = torch.exp(lfm - m)  # eq. 17
+        c = torch.addcmul(f_s * c, i_s, torch.tanh(z_p))  # eq. 8
+        n = torch.addcmul(i_s, f_s, n)  # eq. 9
+        h = torch.sigmoid(o_p) * c / n  # eq. 10
+        hs.append(h)
+        cs.append(c)
+        ns.append(n)
+        ms.append(m)
+    return pres, torch.stack(hs), torch.stack(cs), torch.stack(ns), torch.stack(ms)
+
+
+class _SLSTMScan(torch.autograd.Function):
+    """x (S, NH, N, 4·DH) = W x + b; Rf (NH, DH, 4·DH); h0, c0, n0, m0 (NH, N, DH)."""
+
+    @staticmethod
+    def forward(ctx, x, Rf, h0, c0, n0, m0, sigmoid_forget):
+        with torch.no_grad():
+            pres, hs, cs, ns, ms = _scan_forward(x, Rf, h0, c0, n0, m0, sigmoid_forget)
+        ctx.save_for_backward(Rf, h0, c0, n0, m0, pres, hs, cs, ns, ms)
+        ctx.sigmoid_forget = sigmoid_forget
+        m_last = ms[-1].clone()
+        ctx.mark_non_differentiable(m_last)
+        return hs, cs[-1].clone(), ns[-1].clone(), m_last
+
+    @staticmethod
+    def backward(ctx, d_hs, d_c_last, d_n_last, _d_m_last):
+        Rf, h0, c0, n0, m0, pres, hs, cs, ns, ms = ctx.saved_tensors
+        S, NH, N, G = pres.shape
+        DH = G // 4
+        with torch.no_grad():
+            # --- every factor that does not involve the incoming gradient, for all steps at once
+            p = pres.view(S, NH, N, 4, DH)
+            i_p, f_p, z_p, o_p = p.unbind(3)
+            m_prev = torch.cat([m0[None], ms[:-1]])
+            c_prev = torch.cat([c0[None], cs[:-1]])
+            n_prev = torch.cat([n0[None], ns[:-1]])
+            log_f = F.logsigmoid(f_p) if ctx.sigmoid_forget else f_p
+            i_s = torch.exp(i_p - ms)  # i'
+            f_s = torch.exp(log_f + m_prev - ms)  # f' (0 on a first step from m = -inf)
+            z = torch.tanh(z_p)
+            o = torch.sigmoid(o_p)
+            dlogf = torch.sigmoid(-f_p) if ctx.sigmoid_forget else torch.ones_like(f_p)  # d logσ(x)/dx = σ(-x)
+            inv_n = 1.0 / ns
+            o_n = o * inv_n  # ∂h/∂c = o/n
+            h_n = hs * inv_n  # -∂h/∂n = o c/n²
+            zero = torch.zeros_like(z)
+            # dpre = dc·P + dn·Q + dh·E  (gate order i, f, z, o), chain rule through eq. 8-17
+            P = torch.stack([z * i_s, c_prev * f_s * dlogf, i_s * (1 - z * z), zero], dim=3)
+            Q = torch.stack([i_s, n_prev * f_s * dlogf, zero, zero], dim=3)
+            E = torch.stack([zero, zero, zero, cs * inv_n * o * (1 - o)], dim=3)
+            del i_p, f_p, z_p, o_p, log_f, z, o, dlogf, inv_n, c_prev, n_prev, m_prev, i_s
+            dpres = torch.empty_like(p)  # (S, NH, N, 4, DH)
+            RfT = Rf.transpose(1, 2)
+            d_hs = d_hs if d_hs is not None else torch.zeros_like(hs)
+            dc = d_c_last if d_c_last is not None else torch.zeros_like(c0)
+            dn = d_n_last if d_n_last is not None else torch.zeros_like(n0)
+            dh_rec = torch.zeros_like(h0)
+            # --- backward through time: about ten small ops per step
+            for t in range(S - 1, -1, -1):
+                dh = d_hs[t] + dh_rec
+                dc = torch.addcmul(dc, dh, o_n[t])
+                dn = torch.addcmul(dn, dh, h_n[t], value=-1.0)
+                dp = dpres[t]
+                torch.mul(P[t], dc.unsqueeze(2), out=dp)
+                dp.addcmul_(Q[t], dn.unsqueeze(2)).addcmul_(E[t], dh.unsqueeze(2))
+                dh_rec = torch.bmm(dp.view(NH, N, G), RfT)  # through R h_{t-1}
+                dc = dc * f_s[t]
+                dn = dn * f_s[t]
+            # --- the weight gradient in one matmul over all steps: dR = Σ_t h_{t-1}ᵀ dpre_t
+            h_prev = torch.cat([h0[None], hs[:-1]])  # (S, NH, N, DH)
+            dRf = torch.bmm(h_prev.permute(1, 3, 0, 2).reshape(NH, DH, S * N),
+                            dpres.view(S, NH, N, G).permute(1, 0, 2, 3).reshape(NH, S * N, G))
+        return dpres.view(S, NH, N, G), dRf, dh_rec, dc, dn, None, None
