@@ -180,8 +180,10 @@ def _good():
     (lambda wx, R, b: (np.where(wx > 1, np.nan, wx), R, b, None), r"wx: expected finite values"),
     (lambda wx, R, b: (wx, np.full_like(R, np.inf), b, None), r"R: expected finite values"),
     (lambda wx, R, b: (wx.astype(int), R, b, None), r"wx: expected dtype float"),
-    (lambda wx, R, b: (wx, R, b, (np.zeros((2, 3)),)), r"state: expected a tuple \(h, c\) of 2 arrays, got tuple of length 1"),
-    (lambda wx, R, b: (wx, R, b, (np.zeros((2, 3)), np.zeros((3, 3)))), r"state c: expected shape .*\(2, 3\), got \(3, 3\)"),
+    (lambda wx, R, b: (wx, R, b, (np.zeros((2, 3)),)),
+     r"state: expected a tuple \(h, c\) of 2 arrays, got tuple of length 1"),
+    (lambda wx, R, b: (wx, R, b, (np.zeros((2, 3)), np.zeros((3, 3)))),
+     r"state c: expected shape .*\(2, 3\), got \(3, 3\)"),
     (lambda wx, R, b: (wx, R, b, (np.zeros((2, 3)), np.full((2, 3), np.nan))), r"state c: expected finite"),
 ])
 def test_bad_input_raises_value_error(make, match):
@@ -198,6 +200,6 @@ def test_bad_input_for_step_and_backward():
         lstm_step(wx[0, 0, 0], R, b)
     with pytest.raises(ValueError, match=r"dh: expected shape .*= \(2, 4, 3\), got \(2, 4, 2\)"):
         lstm_recurrent_backward(np.zeros((2, 4, 2)), wx, R, b)
-    with pytest.raises(ValueError, match=r"state dc_last: expected shape"):
+    with pytest.raises(ValueError, match=r"d_last_state dc_last: expected shape .*\(2, 3\), got \(3,\)"):
         lstm_recurrent_backward(np.zeros((2, 4, 3)), wx, R, b, d_last_state=(np.zeros((2, 3)), np.zeros(3)))
 

@@ -53,18 +53,18 @@ def _check_wx(wx, *, step: bool = False) -> np.ndarray:
     return wx
 
 
-def _check_state(state, names: tuple, lead: tuple, H: int) -> list:
-    """A tuple of len(names) finite arrays, each of shape lead + (H,)."""
+def _check_state(state, names: tuple, lead: tuple, H: int, arg: str = "state") -> list:
+    """``arg`` must be a tuple of len(names) finite arrays, each of shape lead + (H,)."""
     n = len(names)
     what = "(" + ", ".join(names) + ")"
     if not isinstance(state, (tuple, list)) or len(state) != n:
         got = f"{type(state).__name__} of length {len(state)}" if isinstance(state, (tuple, list)) \
             else type(state).__name__
-        raise ValueError(f"state: expected a tuple {what} of {n} arrays, got {got}")
+        raise ValueError(f"{arg}: expected a tuple {what} of {n} arrays, got {got}")
     out = []
     for name, s in zip(names, state):
-        a = as_float_array(s, f"state {name}")
-        check_shape(a, f"state {name}", lead + (H,), "(..., H) with the leading dims of wx")
+        a = as_float_array(s, f"{arg} {name}")
+        check_shape(a, f"{arg} {name}", lead + (H,), "(..., H) with the leading dims of wx")
         out.append(a)
     return out
 
@@ -168,7 +168,7 @@ def lstm_recurrent_backward(dh, wx, R, b, state=None, d_last_state=None):
     if d_last_state is None:
         dh_next, dc = np.zeros(lead + (H,), dtype), np.zeros(lead + (H,), dtype)
     else:
-        dh_next, dc = _check_state(d_last_state, ("dh_last", "dc_last"), lead, H)
+        dh_next, dc = _check_state(d_last_state, ("dh_last", "dc_last"), lead, H, arg="d_last_state")
         dh_next, dc = dh_next.astype(dtype), dc.astype(dtype)
 
     _, _, cache = _forward(wx, R, b, h0, c0, keep=True)
