@@ -5,3 +5,11 @@ from xlstm_edu.np.slstm import (  # noqa: F401
     slstm_recurrent_unstabilized,
     slstm_step,
 )
+from xlstm_edu.np.mlstm_recurrent import (  # noqa: F401
+    mlstm_recurrent,
+    mlstm_recurrent_backward,
+    mlstm_recurrent_unstabilized,
+    mlstm_step,
+)
+from xlstm_edu.np.mlstm_parallel import mlstm_parallel, mlstm_parallel_backward, mlstm_parallel_parts  # noqa: F401
+from xlstm_edu.np.mlstm_chunkwise import mlstm_chunkwise  # noqa: F401
