@@ -17,7 +17,8 @@ state (h, c, n, m), each (..., H).
   the sLSTM, App. A.2). ``tests/test_nn_cells.py`` checks the result against ``slstm_step`` looped under
   autograd, the numpy core, and the official vanilla sLSTM cell.
 
-From a zero state (state=None) the first step sets m_1 = ĩ_1, as the official cell does.
+From a zero state (state=None, or n = 0) the first step sets m_1 = ĩ_1, as the official cell and the numpy core do.
+A given initial m_0 is differentiated (it scales the incoming memory, entering through f'_1), later m_t are not.
 """
 
 from __future__ import annotations
@@ -65,10 +66,16 @@ def _check_args(wx, R, b, state, forget_gate, *, step: bool):
 
 
 def slstm_zero_state(batch_shape, hidden_size: int, *, dtype=torch.float32, device=None):
-    """(h, c, n, m) for the start of a sequence: zeros, and m = -inf so that the first step sets m_1 = ĩ_1
-    (the official cell's convention; outputs do not depend on m)."""
+    """(h, c, n, m) = zeros, the start of a sequence (official convention)."""
     z = torch.zeros(*batch_shape, hidden_size, dtype=dtype, device=device)
-    return z, z.clone(), z.clone(), torch.full_like(z, -math.inf)
+    return z, z.clone(), z.clone(), z.clone()
+
+
+def _empty_memory_m(n, m):
+    """An entry with n = 0 is an empty memory: m_{t-1} = -inf, so the next step sets m_t = ĩ_t, i' = 1, f' = 0
+    (the official first step from a zero state, ``if torch.all(n == 0): mnew = iraw``; decided per entry here,
+    like the numpy core). n never returns to 0 after a step (n_t >= 1), so this matters only for the first."""
+    return torch.where(n == 0, -math.inf, m)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -78,6 +85,7 @@ def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
     if state is None:
         state = slstm_zero_state(lead, H, dtype=wx_t.dtype, device=wx_t.device)
     h, c, n, m = state
+    m = _empty_memory_m(n, m)
     # recurrent contribution, block-diagonal over heads: pre_g[head j] += h[head j] @ R[g, j]
     hh = h.reshape(*lead, 1, NH, 1, DH)
     rec = (hh @ R).reshape(*lead, 4, H)  # (..., 4, NH, 1, DH) -> (..., 4, H)
@@ -110,7 +118,8 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
     x = (wx.reshape(N, S, 4, NH, DH) + b.reshape(4, NH, DH)).permute(1, 3, 0, 2, 4).reshape(S, NH, N, 4 * DH)
     Rf = R.permute(1, 2, 0, 3).reshape(NH, DH, 4 * DH)  # (NH, DH_in, 4·DH_out): the four gates side by side
     h0, c0, n0, m0 = (s.reshape(N, NH, DH).transpose(0, 1) for s in state)
-    hs, c, n, m = _SLSTMScan.apply(x.contiguous(), Rf, h0, c0, n0, m0.detach(), forget_gate == "sigmoid")
+    m0 = _empty_memory_m(n0, m0)
+    hs, c, n, m = _SLSTMScan.apply(x.contiguous(), Rf, h0, c0, n0, m0, forget_gate == "sigmoid")
     h_out = hs.permute(2, 0, 1, 3).reshape(*lead, S, H)  # (S, NH, N, DH) -> (..., S, H)
     back = lambda t: t.transpose(0, 1).reshape(*lead, H)  # noqa: E731
     return h_out, (h_out[..., -1, :], back(c), back(n), back(m))
@@ -201,4 +210,6 @@ class _SLSTMScan(torch.autograd.Function):
             h_prev = torch.cat([h0[None], hs[:-1]])  # (S, NH, N, DH)
             dRf = torch.bmm(h_prev.permute(1, 3, 0, 2).reshape(NH, DH, S * N),
                             dpres.view(S, NH, N, G).permute(1, 0, 2, 3).reshape(NH, S * N, G))
-        return dpres.view(S, NH, N, G), dRf, dh_rec, dc, dn, None, None
+            # m_0 enters only through f'_1 = exp(log f_1 + m_0 - m_1): dm_0 = dc_0·c_0 + dn_0·n_0 (dc_0 = dc_1·f'_1)
+            dm0 = dc * c0 + dn * n0 if ctx.needs_input_grad[5] else None
+        return dpres.view(S, NH, N, G), dRf, dh_rec, dc, dn, dm0, None

@@ -1,0 +1,379 @@
+"""The torch cells (xlstm_edu.nn) against the numpy core, against each other and against the official kernels.
+
+float64 everywhere an equality is claimed: torch == numpy to 1e-10 in forward and gradients (autograd vs the
+hand-written numpy backward), torch == the official ``mlstm_kernels`` ``*_autograd`` kernels and the official
+vanilla sLSTM cell. Sizes are tiny so the whole file runs in seconds on one thread.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import xlstm_edu.np as xnp
+from xlstm_edu.nn import (mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, slstm_recurrent,
+                          slstm_step, slstm_zero_state)
+
+F64 = torch.float64
+TOL = 1e-10
+
+
+def rel(a, b):
+    a = a.detach().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    b = b.detach().numpy() if isinstance(b, torch.Tensor) else np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
+def mlstm_inputs(lead=(2, 3), S=13, DK=4, DV=5, seed=0, gate_scale=3.0, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(*lead, S, DK, generator=g, dtype=dtype)
+    k = torch.randn(*lead, S, DK, generator=g, dtype=dtype)
+    v = torch.randn(*lead, S, DV, generator=g, dtype=dtype)
+    i = gate_scale * torch.randn(*lead, S, generator=g, dtype=dtype)
+    f = gate_scale * torch.randn(*lead, S, generator=g, dtype=dtype) + 1.0
+    return q, k, v, i, f
+
+
+def mlstm_state(lead=(2, 3), DK=4, DV=5, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(*lead, DK, DV, generator=g, dtype=F64), torch.randn(*lead, DK, generator=g, dtype=F64),
+            torch.randn(*lead, generator=g, dtype=F64))
+
+
+def np_(t):
+    return t.detach().numpy()
+
+
+# ============================================================================================== mLSTM forward
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_mlstm_parallel_equals_numpy(forget_gate):
+    q, k, v, i, f = mlstm_inputs()
+    if forget_gate == "exp":
+        f = -f.abs()  # log f = f̃ <= 0: a forget gate in (0, 1]
+    h = mlstm_parallel(q, k, v, i, f, forget_gate=forget_gate)
+    h_np = xnp.mlstm_parallel(*map(np_, (q, k, v, i, f)), forget_gate=forget_gate)
+    assert rel(h, h_np) < TOL
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_mlstm_recurrent_and_step_equal_numpy(with_state):
+    q, k, v, i, f = mlstm_inputs()
+    st = mlstm_state() if with_state else None
+    h, (C, n, m) = mlstm_recurrent(q, k, v, i, f, state=st)
+    h_np, (C_np, n_np, m_np) = xnp.mlstm_recurrent(*map(np_, (q, k, v, i, f)),
+                                                   state=None if st is None else tuple(map(np_, st)))
+    for a, b in [(h, h_np), (C, C_np), (n, n_np), (m, m_np)]:
+        assert rel(a, b) < TOL
+    # one step at a time == the sequence
+    s = st
+    for t in range(q.shape[-2]):
+        ht, s = mlstm_step(q[..., t, :], k[..., t, :], v[..., t, :], i[..., t], f[..., t], state=s)
+        assert rel(ht, h[..., t, :]) < 1e-13
+
+
+@pytest.mark.parametrize("S,L", [(13, 4), (13, 13), (13, 64), (16, 4), (1, 3), (7, 1)])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_mlstm_chunkwise_any_S_equals_numpy_and_recurrent(S, L, with_state):
+    q, k, v, i, f = mlstm_inputs(S=S, seed=S + L)
+    st = mlstm_state() if with_state else None
+    h, (C, n, m) = mlstm_chunkwise(q, k, v, i, f, chunk_size=L, state=st)
+    h_r, (C_r, n_r, m_r) = mlstm_recurrent(q, k, v, i, f, state=st)
+    h_np, (C_np, n_np, m_np) = xnp.mlstm_chunkwise(*map(np_, (q, k, v, i, f)), chunk_size=L,
+                                                   state=None if st is None else tuple(map(np_, st)))
+    for a, b, c in [(h, h_r, h_np), (C, C_r, C_np), (n, n_r, n_np), (m, m_r, m_np)]:
+        assert rel(a, b) < TOL  # the chunkwise stabilizer equals the recurrent one: round-off only
+        assert rel(a, c) < TOL
+
+
+# ============================================================================================ mLSTM gradients
+def _grads(fn, inputs, w):
+    xs = [x.clone().requires_grad_(True) for x in inputs]
+    out = fn(*xs)
+    h = out[0] if isinstance(out, tuple) else out
+    return torch.autograd.grad((h * w).sum(), xs)
+
+
+def test_mlstm_parallel_grad_equals_numpy_backward():
+    q, k, v, i, f = mlstm_inputs()
+    w = torch.randn(*q.shape[:-1], v.shape[-1], dtype=F64)
+    g = _grads(mlstm_parallel, (q, k, v, i, f), w)
+    g_np = xnp.mlstm_parallel_backward(np_(w), *map(np_, (q, k, v, i, f)))
+    for name, gt in zip(("q", "k", "v", "i_pre", "f_pre"), g):
+        assert rel(gt, g_np[name]) < TOL, name
+
+
+def test_mlstm_recurrent_and_chunkwise_grad_equal_numpy_backward():
+    q, k, v, i, f = mlstm_inputs(S=11)
+    st = mlstm_state()
+    w = torch.randn(*q.shape[:-1], v.shape[-1], dtype=F64)
+    g_np = xnp.mlstm_recurrent_backward(np_(w), *map(np_, (q, k, v, i, f)), state=tuple(map(np_, st)))
+    for fn in (lambda *a: mlstm_recurrent(*a[:5], state=tuple(a[5:])),
+               lambda *a: mlstm_chunkwise(*a[:5], chunk_size=4, state=tuple(a[5:]))):
+        g = _grads(fn, (q, k, v, i, f, *st), w)
+        for name, gt in zip(("q", "k", "v", "i_pre", "f_pre"), g[:5]):
+            assert rel(gt, g_np[name]) < TOL, name
+        for j, gt in enumerate(g[5:]):
+            assert rel(gt, g_np["state"][j]) < TOL, f"state[{j}]"
+
+
+# ============================================================================================= mLSTM oracles
+@pytest.mark.oracle
+def test_mlstm_equals_official_autograd_kernels_forward_and_grad():
+    mk = pytest.importorskip("mlstm_kernels.torch")
+    q, k, v, i, f = mlstm_inputs(lead=(2, 2), S=32, DK=8, DV=8, seed=3)
+    w = torch.randn(2, 2, 32, 8, dtype=F64)
+    # parallel
+    off = mk.get_mlstm_kernel("parallel--native_autograd")
+    assert rel(mlstm_parallel(q, k, v, i, f), off(q, k, v, i, f)) < TOL
+    for a, b in zip(_grads(mlstm_parallel, (q, k, v, i, f), w), _grads(off, (q, k, v, i, f), w)):
+        assert rel(a, b) < TOL
+    # chunkwise, with an initial state and the returned last state
+    C0, n0, m0 = mlstm_state(lead=(2, 2), DK=8, DV=8)
+    offc = mk.get_mlstm_kernel("chunkwise--native_autograd")
+    h_o, (C_o, n_o, m_o) = offc(q, k, v, i, f, c_initial=C0, n_initial=n0, m_initial=m0[..., None],
+                                return_last_states=True, chunk_size=8)
+    h, (C, n, m) = mlstm_chunkwise(q, k, v, i, f, chunk_size=8, state=(C0, n0, m0))
+    for a, b in [(h, h_o), (C, C_o), (n, n_o), (m, m_o[..., 0])]:
+        assert rel(a, b) < TOL
+    ours = _grads(lambda *a: mlstm_chunkwise(*a[:5], chunk_size=8, state=(a[5], a[6], a[7])),
+                  (q, k, v, i, f, C0, n0, m0), w)
+    theirs = _grads(lambda *a: offc(*a[:5], c_initial=a[5], n_initial=a[6], m_initial=a[7][..., None],
+                                    chunk_size=8), (q, k, v, i, f, C0, n0, m0), w)
+    for a, b in zip(ours, theirs):
+        assert rel(a, b) < TOL
+
+
+@pytest.mark.oracle
+def test_mlstm_step_equals_official_step():
+    pytest.importorskip("mlstm_kernels")
+    from mlstm_kernels.torch.recurrent.native_step import mlstm_recurrent_step__native_fw
+
+    q, k, v, i, f = mlstm_inputs(lead=(2, 3), S=1, DK=4, DV=4)
+    C0, n0, m0 = mlstm_state(lead=(2, 3), DK=4, DV=4)
+    h_o, (C_o, n_o, m_o) = mlstm_recurrent_step__native_fw(C0, n0, m0[..., None], q[..., 0, :], k[..., 0, :],
+                                                           v[..., 0, :], i, f, dtype_state=F64)
+    h, (C, n, m) = mlstm_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0], state=(C0, n0, m0))
+    for a, b in [(h, h_o), (C, C_o), (n, n_o), (m, m_o[..., 0])]:
+        assert rel(a, b) < TOL
+
+
+# ======================================================================================= mLSTM robustness
+@pytest.mark.parametrize("form", ["parallel", "chunkwise", "recurrent"])
+def test_mlstm_float32_finite_at_extreme_gates(form):
+    q, k, v, i, f = mlstm_inputs(S=20, dtype=torch.float32)
+    i = torch.tensor([500.0, -500.0, 88.0, 100.0, -100.0] * 4).expand_as(i).clone()
+    f = torch.tensor([-500.0, 500.0, 30.0, -30.0] * 5).expand_as(f).clone()
+    xs = [x.clone().requires_grad_(True) for x in (q, k, v, i, f)]
+    fn = {"parallel": lambda *a: mlstm_parallel(*a), "chunkwise": lambda *a: mlstm_chunkwise(*a, chunk_size=8)[0],
+          "recurrent": lambda *a: mlstm_recurrent(*a)[0]}[form]
+    h = fn(*xs)
+    assert torch.isfinite(h).all()
+    h.square().sum().backward()
+    for x in xs:
+        assert torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("form", ["parallel", "chunkwise", "recurrent"])
+def test_mlstm_is_causal(form):
+    q, k, v, i, f = mlstm_inputs(S=12)
+    fn = {"parallel": lambda *a: mlstm_parallel(*a), "chunkwise": lambda *a: mlstm_chunkwise(*a, chunk_size=5)[0],
+          "recurrent": lambda *a: mlstm_recurrent(*a)[0]}[form]
+    h = fn(q, k, v, i, f)
+    t0 = 7
+    q2, k2, v2, i2, f2 = (x.clone() for x in (q, k, v, i, f))
+    for x in (q2, k2, v2):
+        x[..., t0:, :] += 5.0
+    i2[..., t0:] += 3.0
+    f2[..., t0:] -= 3.0
+    h2 = fn(q2, k2, v2, i2, f2)
+    assert torch.equal(h[..., :t0, :], h2[..., :t0, :])  # the past does not see the future
+    assert not torch.allclose(h[..., t0:, :], h2[..., t0:, :])
+
+
+def test_mlstm_bad_input_raises_value_error():
+    q, k, v, i, f = mlstm_inputs(S=6)
+    with pytest.raises(ValueError, match="q"):
+        mlstm_parallel(np_(q), k, v, i, f)
+    with pytest.raises(ValueError, match="k"):
+        mlstm_parallel(q, k[..., :3], v, i, f)
+    with pytest.raises(ValueError, match="i_pre"):
+        mlstm_recurrent(q, k, v, i[..., :5], f)
+    with pytest.raises(ValueError, match="f_pre"):
+        mlstm_chunkwise(q, k, v, i, f.float())
+    with pytest.raises(ValueError, match="forget_gate"):
+        mlstm_parallel(q, k, v, i, f, forget_gate="tanh")
+    with pytest.raises(ValueError, match="chunk_size"):
+        mlstm_chunkwise(q, k, v, i, f, chunk_size=0)
+    with pytest.raises(ValueError, match="state"):
+        mlstm_recurrent(q, k, v, i, f, state=(q, k))
+    with pytest.raises(ValueError, match="state C"):
+        C, n, m = mlstm_state()
+        mlstm_chunkwise(q, k, v, i, f, state=(C[..., :2], n, m))
+    with pytest.raises(ValueError, match="eps"):
+        mlstm_parallel(q, k, v, i, f, eps=-1.0)
+    with pytest.raises(ValueError, match="q"):
+        mlstm_parallel(q.long(), k, v, i, f)
+
+
+# ============================================================================================== sLSTM
+def slstm_inputs(lead=(3,), S=9, NH=2, DH=3, seed=0, scale=2.0, dtype=F64):
+    g = torch.Generator().manual_seed(seed)
+    H = NH * DH
+    wx = scale * torch.randn(*lead, S, 4, H, generator=g, dtype=dtype)
+    R = 0.5 * torch.randn(4, NH, DH, DH, generator=g, dtype=dtype)
+    b = torch.randn(4, H, generator=g, dtype=dtype)
+    return wx, R, b
+
+
+def slstm_state(lead=(3,), H=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    h, c, m = (torch.randn(*lead, H, generator=g, dtype=F64) for _ in range(3))
+    n = torch.rand(*lead, H, generator=g, dtype=F64) + 0.5
+    return h, c, n, m
+
+
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_slstm_equals_numpy_forward_and_backward(forget_gate, with_state):
+    wx, R, b = slstm_inputs(lead=(2, 3))
+    st = slstm_state(lead=(2, 3)) if with_state else None
+    h, last = slstm_recurrent(wx, R, b, state=st, forget_gate=forget_gate)
+    h_np, last_np = xnp.slstm_recurrent(np_(wx), np_(R), np_(b), state=None if st is None else tuple(map(np_, st)),
+                                        forget_gate=forget_gate)
+    assert rel(h, h_np) < TOL
+    for a, c in zip(last, last_np):
+        assert rel(a, c) < TOL
+    # gradients, including those arriving at the returned last state (dh_last, dc_last, dn_last)
+    ins = [wx, R, b] + (list(st) if st else [])
+    xs = [x.clone().requires_grad_(True) for x in ins]
+    h, (hl, cl, nl, _) = slstm_recurrent(xs[0], xs[1], xs[2], state=tuple(xs[3:]) if st else None,
+                                         forget_gate=forget_gate)
+    w, wh, wc, wn = torch.randn_like(h), torch.randn_like(hl), torch.randn_like(cl), torch.randn_like(nl)
+    loss = (h * w).sum() + (hl * wh).sum() + (cl * wc).sum() + (nl * wn).sum()
+    g = torch.autograd.grad(loss, xs)
+    g_np = xnp.slstm_recurrent_backward(np_(w), np_(wx), np_(R), np_(b),
+                                        state=None if st is None else tuple(map(np_, st)), forget_gate=forget_gate,
+                                        d_last_state=(np_(wh), np_(wc), np_(wn)))
+    names = ["wx", "R", "b"] + (["h0", "c0", "n0", "m0"] if st else [])
+    for name, gt in zip(names, g):
+        assert rel(gt, g_np[name]) < TOL, name
+
+
+def test_slstm_fused_equals_step_loop_under_autograd():
+    wx, R, b = slstm_inputs(S=15)
+    st = slstm_state()
+    xs = [x.clone().requires_grad_(True) for x in (wx, R, b, *st)]
+    h, _ = slstm_recurrent(xs[0], xs[1], xs[2], state=tuple(xs[3:]))
+    s, hs = tuple(xs[3:]), []
+    for t in range(wx.shape[-3]):
+        ht, s = slstm_step(xs[0][..., t, :, :], xs[1], xs[2], state=s)
+        hs.append(ht)
+    h_loop = torch.stack(hs, dim=-2)
+    assert rel(h, h_loop) < 1e-13
+    w = torch.randn_like(h)
+    g1 = torch.autograd.grad((h * w).sum(), xs)
+    g2 = torch.autograd.grad((h_loop * w).sum(), xs)
+    for a, c in zip(g1, g2):
+        assert rel(a, c) < 1e-12
+
+
+def test_slstm_continues_exactly_from_its_last_state():
+    wx, R, b = slstm_inputs(S=10)
+    h, last = slstm_recurrent(wx, R, b)
+    h1, mid = slstm_recurrent(wx[..., :4, :, :], R, b)
+    h2, last2 = slstm_recurrent(wx[..., 4:, :, :], R, b, state=mid)
+    assert rel(torch.cat([h1, h2], dim=-2), h) < 1e-13
+    for a, c in zip(last, last2):
+        assert rel(a, c) < 1e-13
+
+
+@pytest.mark.oracle
+def test_slstm_equals_official_vanilla_cell_forward_and_grad():
+    pytest.importorskip("xlstm")
+    from xlstm.blocks.slstm.cell import sLSTMCell, sLSTMCellConfig
+
+    B, S, NH, DH = 2, 7, 2, 4
+    H = NH * DH
+    cell = sLSTMCell(sLSTMCellConfig(hidden_size=H, num_heads=NH, backend="vanilla"))
+    cell = cell.double()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        cell._recurrent_kernel_.copy_(cell._recurrent_kernel_ext2int(
+            0.5 * torch.randn(NH, DH, 4, DH, generator=g, dtype=F64)))
+        cell._bias_.copy_(cell._bias_ext2int(torch.randn(NH, 4, DH, generator=g, dtype=F64)))
+    x = 2.0 * torch.randn(B, S, 4 * H, generator=g, dtype=F64, requires_grad=True)
+    y, state = cell(x)  # y (B, NH, S, DH), state (4, B, H): (h, c, n, m)
+    y = y.permute(0, 2, 1, 3).reshape(B, S, H)
+    # official layouts -> ours: recurrent_kernel (NH, DH_in, 4, DH_out) -> R (4, NH, DH_in, DH_out)
+    R = cell.recurrent_kernel.clone().permute(2, 0, 1, 3).contiguous().requires_grad_(True)
+    b = cell.bias.clone().permute(1, 0, 2).reshape(4, H).contiguous().requires_grad_(True)
+    wx = x.view(B, S, 4, H)
+    h, last = slstm_recurrent(wx, R, b)
+    assert rel(h, y) < TOL
+    for a, c in zip(last, state):
+        assert rel(a, c) < TOL
+    w = torch.randn(B, S, H, generator=g, dtype=F64)
+    gx_off, gR_off, gb_off = torch.autograd.grad((y * w).sum(), [x, cell._recurrent_kernel_, cell._bias_])
+    gx, gR, gb = torch.autograd.grad((h * w).sum(), [x, R, b])
+    assert rel(gx, gx_off) < TOL
+    assert rel(gR, cell._recurrent_kernel_int2ext(gR_off).permute(2, 0, 1, 3)) < TOL
+    assert rel(gb, cell._bias_int2ext(gb_off).permute(1, 0, 2).reshape(4, H)) < TOL
+
+
+def test_slstm_float32_finite_at_extreme_gates():
+    wx, R, b = slstm_inputs(S=12, dtype=torch.float32)
+    wx[..., 0, :] = torch.tensor([500.0, -500.0, 90.0, -90.0, 1000.0, 0.0]).repeat(2)[:6]  # ĩ extreme
+    wx[..., 1, :] = torch.tensor([-500.0, 500.0, 40.0, -40.0, 0.0, 1e4])[:6]  # f̃ extreme
+    for fg in ("sigmoid", "exp"):
+        xs = [x.clone().requires_grad_(True) for x in (wx, R, b)]
+        h, _ = slstm_recurrent(*xs, forget_gate=fg)
+        assert torch.isfinite(h).all(), fg
+        h.square().sum().backward()
+        for x in xs:
+            assert torch.isfinite(x.grad).all(), fg
+
+
+def test_slstm_is_causal():
+    wx, R, b = slstm_inputs(S=10)
+    h, _ = slstm_recurrent(wx, R, b)
+    wx2 = wx.clone()
+    wx2[..., 6:, :, :] += 3.0
+    h2, _ = slstm_recurrent(wx2, R, b)
+    assert torch.equal(h[..., :6, :], h2[..., :6, :])
+    assert not torch.allclose(h[..., 6:, :], h2[..., 6:, :])
+
+
+def test_slstm_bad_input_raises_value_error():
+    wx, R, b = slstm_inputs()
+    with pytest.raises(ValueError, match="wx"):
+        slstm_recurrent(wx[..., :3, :], R, b)
+    with pytest.raises(ValueError, match="wx"):
+        slstm_recurrent(np_(wx), R, b)
+    with pytest.raises(ValueError, match="R"):
+        slstm_recurrent(wx, R[:, :1], b)
+    with pytest.raises(ValueError, match="b"):
+        slstm_recurrent(wx, R, b[:, :2])
+    with pytest.raises(ValueError, match="forget_gate"):
+        slstm_recurrent(wx, R, b, forget_gate="relu")
+    with pytest.raises(ValueError, match="state"):
+        slstm_recurrent(wx, R, b, state=slstm_zero_state((3,), 6, dtype=F64)[:3])
+    with pytest.raises(ValueError, match="state h"):
+        slstm_recurrent(wx, R, b, state=slstm_zero_state((2,), 6, dtype=F64))
+    with pytest.raises(ValueError, match="R"):
+        slstm_recurrent(wx, R.float(), b)
+    with pytest.raises(ValueError, match="wx_t"):
+        slstm_step(wx[..., 0, :2, :], R, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cells_run_on_cuda_and_match_cpu():
+    q, k, v, i, f = mlstm_inputs(S=20)
+    h = mlstm_chunkwise(q, k, v, i, f, chunk_size=8)[0]
+    h_cuda = mlstm_chunkwise(*(x.cuda() for x in (q, k, v, i, f)), chunk_size=8)[0]
+    assert h_cuda.device.type == "cuda" and rel(h_cuda.cpu(), h) < 1e-10
+    wx, R, b = slstm_inputs()
+    hs = slstm_recurrent(wx, R, b)[0]
+    hs_cuda = slstm_recurrent(wx.cuda(), R.cuda(), b.cuda())[0]
+    assert rel(hs_cuda.cpu(), hs) < 1e-10
+    assert not math.isnan(float(hs_cuda.sum()))
