@@ -34,11 +34,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,9 +78,12 @@ class Preset:
     warmup_steps: int = 20
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    time_budget_s: float | None = None  # per training run (a safety cap; the JSON records the steps done)
 
 
-_DIMS = {"lstm": 32, "slstm": 32, "mlstm": 32, "xlstm": 32, "gpt": 32}
+# widths that give every kind about the same parameter count (~16k-23k with a small vocabulary; the mLSTM
+# block rounds its inner size up to a multiple of 64, so mLSTM-only cannot be matched more closely)
+_DIMS = {"lstm": 36, "slstm": 26, "mlstm": 32, "xlstm": 32, "gpt": 26}
 
 PRESETS = {
     # for tests: a handful of steps, tiny evaluation; shows the pipeline runs, not what the models can learn
@@ -118,10 +119,10 @@ def fit(model, get_batch, *, steps: int, lr: float, preset: Preset, seed: int):
     ``y`` is ``IGNORE`` (-100) wherever no answer is due. Returns the trainer's result."""
     from xlstm_edu.train import TrainConfig, train
 
-    cfg = TrainConfig(max_iters=steps, learning_rate=lr, warmup_iters=min(preset.warmup_steps, steps),
+    cfg = TrainConfig(max_iters=steps, lr=lr, min_lr=lr / 10, warmup_iters=min(preset.warmup_steps, steps),
                       weight_decay=preset.weight_decay, grad_clip=preset.grad_clip, seed=seed,
-                      eval_interval=0, progress=False)
-    return train(model, get_batch, cfg)
+                      eval_interval=steps, eval_iters=2, time_budget_s=preset.time_budget_s)
+    return train(model, get_batch, cfg, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------- evaluation
@@ -132,7 +133,8 @@ def _logits(model, x: np.ndarray) -> np.ndarray:
         model.eval()
         try:
             with torch.no_grad():
-                out = model(torch.from_numpy(x))
+                p = next(model.parameters(), None)
+                out = model(torch.from_numpy(x).to(p.device if p is not None else "cpu"))
         finally:
             model.train(was)
         return out.float().cpu().numpy()
@@ -185,13 +187,17 @@ def evaluate_mqar(model, task: MQAR, *, num: int = 128, seed: int = 0, batch_siz
 
 
 # ----------------------------------------------------------------------------------------------- runs
+def _batch_rng(seed: int, split: str, step: int) -> np.random.Generator:
+    """The generator of one batch: a pure function of (seed, split, step), as the trainer wants (the trainer
+    asks for evaluation batches with negative steps)."""
+    return np.random.default_rng([int(seed), 0 if split == "train" else 1, abs(int(step)), int(step < 0)])
+
+
 def _formal_batches(task: FormalTask, batch_size: int, seed: int):
     """``get_batch(split, step)`` for the trainer: a seeded stream of training batches of lengths 1-40.
     (The trainer's 'val' split gets short strings too; the real test is :func:`evaluate_formal`.)"""
-    rngs = {"train": np.random.default_rng(seed), "val": np.random.default_rng(seed + 1_000_003)}
-
-    def get_batch(split, step=None):
-        rng = rngs["val" if split in ("val", "valid", "validation") else "train"]
+    def get_batch(split, step):
+        rng = _batch_rng(seed, split, step)
         x, y, _ = lm_batch(task, rng, batch_size, sample_length(rng, TRAIN_LENGTHS))
         return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -199,21 +205,16 @@ def _formal_batches(task: FormalTask, batch_size: int, seed: int):
 
 
 def _mqar_batches(task: MQAR, batch_size: int, seed: int):
-    rngs = {"train": np.random.default_rng(seed), "val": np.random.default_rng(seed + 1_000_003)}
-
-    def get_batch(split, step=None):
-        x, y = task.sample(rngs["val" if split in ("val", "valid", "validation") else "train"], batch_size)
+    def get_batch(split, step):
+        x, y = task.sample(_batch_rng(seed, split, step), batch_size)
         return torch.from_numpy(x), torch.from_numpy(y)
 
     return get_batch
 
 
-def _final_loss(result):
-    for key in ("train_loss", "final_train_loss", "loss"):
-        v = result.get(key) if isinstance(result, dict) else getattr(result, key, None)
-        if isinstance(v, (int, float)):
-            return float(v)
-    return None
+def _final_loss(result) -> float:
+    """Mean training loss of the last 20 steps (the loss is counted on the answer positions only)."""
+    return round(float(np.mean(result["losses"][-20:])), 4)
 
 
 def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset) -> dict:
@@ -230,7 +231,7 @@ def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset) -> dict
             "scaled_accuracy": ev["scaled_accuracy"], "chance": ev["chance"],
             "per_length": {str(k): v for k, v in ev["per_length"].items()},
             "train_lengths": list(TRAIN_LENGTHS), "test_lengths": [min(ev["per_length"]), max(ev["per_length"])],
-            "params": int(model.num_params()), "steps": preset.formal_steps, "batch_size": preset.formal_batch,
+            "params": int(model.num_params()), "steps": int(result["step"]), "batch_size": preset.formal_batch,
             "final_train_loss": _final_loss(result), "train_s": round(train_s, 2),
             "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
 
@@ -248,7 +249,7 @@ def run_mqar_one(setting, kind: str, seed: int, preset: Preset) -> dict:
     return {"experiment": "mqar", "task": task.name, "model": kind, "seed": seed, "accuracy": ev["accuracy"],
             "scaled_accuracy": ev["scaled_accuracy"], "chance": ev["chance"], "context_length": L,
             "num_pairs": N, "vocab_size": task.vocab_size, "params": int(model.num_params()),
-            "steps": preset.mqar_steps, "batch_size": preset.mqar_batch, "final_train_loss": _final_loss(result),
+            "steps": int(result["step"]), "batch_size": preset.mqar_batch, "final_train_loss": _final_loss(result),
             "train_s": round(train_s, 2), "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
 
 
