@@ -35,7 +35,7 @@ class XLSTMConfig:
     num_heads: int = 4  # mLSTM heads (and sLSTM heads unless slstm_num_heads is set)
     slstm_num_heads: int | None = None
     chunk_size: int = 64  # chunkwise mLSTM chunk length (training path)
-    conv1d_kernel_size: int = 4
+    conv1d_kernel_size: int = 4  # causal conv; 0 = none (sLSTM blocks only)
     qkv_proj_blocksize: int = 4
     mlstm_proj_factor: float = 2.0  # mLSTM block up-projection (rounded up to a multiple of 64)
     ffn_proj_factor: float = 1.3  # sLSTM block gated MLP (rounded up to a multiple of 64)
@@ -68,6 +68,9 @@ class XLSTMConfig:
 
         inner = round_up(self.mlstm_proj_factor * self.embedding_dim)
         if len(self.slstm_at) < self.num_blocks:
+            if self.conv1d_kernel_size < 1:
+                raise ValueError(f"XLSTMConfig.conv1d_kernel_size: the mLSTM block needs a causal conv (>= 1), "
+                                 f"got {self.conv1d_kernel_size}")
             if inner % self.num_heads or inner % self.qkv_proj_blocksize:
                 raise ValueError(f"XLSTMConfig: the mLSTM inner size {inner} (= round_up({self.mlstm_proj_factor}·"
                                  f"{self.embedding_dim}, 64)) must be a multiple of num_heads={self.num_heads} "

@@ -1,0 +1,174 @@
+"""The xLSTM blocks and language model: causality, generation == full forward, parameter counts by formula,
+config validation, and (when the official package is installed) the same parameter count as xLSTMLMModel."""
+
+import math
+
+import pytest
+import torch
+
+from xlstm_edu.nn.xlstm_lm import XLSTMConfig, XLSTMLM
+
+
+def tiny(**kw):
+    base = dict(vocab_size=11, context_length=24, embedding_dim=32, num_blocks=3, num_heads=2, chunk_size=4,
+                slstm_at=(1,))
+    base.update(kw)
+    return XLSTMConfig(**base)
+
+
+def randomize(model, std=0.3, seed=0):
+    """Non-trivial weights everywhere (the official init zeroes gate and recurrent weights)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(std * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
+
+
+@pytest.mark.parametrize("slstm_at", [(), (1,), (0, 1, 2)])
+def test_model_is_causal(slstm_at):
+    torch.manual_seed(0)
+    model = randomize(XLSTMLM(tiny(slstm_at=slstm_at)).double())
+    idx = torch.randint(0, 11, (2, 20))
+    logits = model(idx)
+    assert logits.shape == (2, 20, 11)
+    t0 = 9
+    idx2 = idx.clone()
+    idx2[:, t0:] = (idx2[:, t0:] + 1) % 11
+    logits2 = model(idx2)
+    assert torch.equal(logits[:, :t0], logits2[:, :t0])  # changing token t0.. leaves logits before t0 alone
+    assert not torch.allclose(logits[:, t0:], logits2[:, t0:])
+    # and the gradient of an early logit does not reach later tokens' embeddings
+    emb = model.embedding.weight
+    g = torch.autograd.grad(model(idx)[:, 3].sum(), emb)[0]
+    later_only = set(idx[:, 4:].flatten().tolist()) - set(idx[:, :4].flatten().tolist())
+    for tok in later_only:
+        assert torch.all(g[tok] == 0)
+
+
+@pytest.mark.parametrize("slstm_at", [(), (1,), "all"])
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_step_generation_equals_full_forward(slstm_at, forget_gate):
+    torch.manual_seed(1)
+    model = randomize(XLSTMLM(tiny(slstm_at=slstm_at, forget_gate=forget_gate)).double(), std=0.2)
+    if forget_gate == "exp":  # keep exp forget gates below 1 so activations stay tame
+        for blk in model.blocks:
+            if hasattr(blk, "gates"):
+                with torch.no_grad():
+                    blk.gates.bias[blk.num_heads:] = -0.5
+    model.eval()
+    idx = torch.randint(0, 11, (3, 14))  # 14 = 3 chunks of 4 + a shorter one
+    full = model(idx)
+    state = model.init_state(3)
+    for t in range(idx.shape[1]):
+        logits_t, state = model.step(idx[:, t], state)
+        assert torch.allclose(logits_t, full[:, t], rtol=0, atol=1e-10), t
+
+
+def expected_params(cfg: XLSTMConfig) -> int:
+    """The parameter count written out from SPEC.md §3 / the official layer shapes, independently of the code."""
+    E, V, K, NH = cfg.embedding_dim, cfg.vocab_size, cfg.conv1d_kernel_size, cfg.num_heads
+    inner = math.ceil(cfg.mlstm_proj_factor * E / 64) * 64
+    ffn = math.ceil(cfg.ffn_proj_factor * E / 64) * 64
+    bs = cfg.qkv_proj_blocksize
+    snh = cfg.slstm_num_heads or NH
+    mlstm = (E  # pre-LayerNorm (weight only)
+             + E * 2 * inner  # up-projection to x_m and z
+             + inner * K + inner  # depthwise causal conv (weights + bias)
+             + 3 * (inner // bs) * bs * bs  # block-diagonal q, k, v
+             + 2 * (3 * inner * NH + NH)  # input and forget gate from [q; k; v], one scalar per head
+             + inner  # head-wise GroupNorm scale
+             + inner  # learnable skip
+             + inner * E)  # down-projection
+    slstm = (E  # pre-LayerNorm
+             + (E * K + E if K > 0 else 0)  # conv feeding i, f
+             + 4 * snh * (E // snh) ** 2  # head-wise W for i, f, z, o
+             + 4 * snh * (E // snh) ** 2  # block-diagonal R for i, f, z, o
+             + 4 * E  # biases
+             + E  # head-wise GroupNorm
+             + E  # FFN pre-LayerNorm
+             + E * 2 * ffn + ffn * E)  # gated MLP
+    n_s = len(cfg.slstm_at)
+    head = 0 if cfg.tie_weights else V * E
+    return V * E + (cfg.num_blocks - n_s) * mlstm + n_s * slstm + E + head
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(slstm_at=()), dict(slstm_at="all"), dict(tie_weights=True),
+                                dict(embedding_dim=48, num_heads=4, slstm_num_heads=2, slstm_at=(0, 2)),
+                                dict(embedding_dim=48, slstm_num_heads=3, conv1d_kernel_size=0, slstm_at="all"),
+                                dict(embedding_dim=128, num_blocks=4, num_heads=4, slstm_at=(1, 3), vocab_size=65)])
+def test_parameter_count_matches_formula(kw, capsys):
+    cfg = tiny(**kw)
+    model = XLSTMLM(cfg)
+    print(model.summary())
+    printed = capsys.readouterr().out
+    want = expected_params(cfg)
+    assert model.num_params() == want
+    assert f"total {want:>18,}".split()[-1] in printed.split()  # the printed total is the same number
+    assert model.num_params(non_embedding=True) == want - cfg.vocab_size * cfg.embedding_dim
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("slstm_at", [(1, 3), ()])
+def test_same_parameter_count_as_official_xlstm(slstm_at):
+    pytest.importorskip("xlstm")
+    import argparse
+
+    from xlstm_edu.bench.lm import build_official
+
+    a = argparse.Namespace(embedding_dim=64, num_blocks=4, num_heads=4, context_length=32, vocab_size=17)
+    official = build_official("official-xlstm" if slstm_at else "official-mlstm", a)
+    ours = XLSTMLM(XLSTMConfig(vocab_size=17, context_length=32, embedding_dim=64, num_blocks=4, num_heads=4,
+                               slstm_at=slstm_at))
+    assert ours.num_params() == sum(p.numel() for p in official.parameters())
+
+
+def test_bad_config_raises_value_error():
+    with pytest.raises(ValueError, match="valid keys"):
+        XLSTMConfig.from_dict(dict(vocab_size=11, embeding_dim=32))  # typo
+    with pytest.raises(ValueError, match="slstm_at"):
+        tiny(slstm_at=(3,))
+    with pytest.raises(ValueError, match="num_heads"):
+        tiny(num_heads=0)
+    with pytest.raises(ValueError, match="num_heads"):
+        tiny(num_heads=5)  # inner 64 is not a multiple of 5
+    with pytest.raises(ValueError, match="conv1d_kernel_size"):
+        tiny(conv1d_kernel_size=0)  # the mLSTM block needs its conv
+    with pytest.raises(ValueError, match="dropout"):
+        tiny(dropout=1.5)
+    with pytest.raises(ValueError, match="forget_gate"):
+        tiny(forget_gate="relu")
+    model = XLSTMLM(tiny())
+    with pytest.raises(ValueError, match="context_length"):
+        model(torch.zeros(1, 25, dtype=torch.long))
+    with pytest.raises(ValueError, match="idx"):
+        model(torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="idx"):
+        model.step(torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_build_model_kinds():
+    models = pytest.importorskip("xlstm_edu.models")
+    m = models.build_model("xlstm", vocab_size=11, context_length=16, embedding_dim=32, num_blocks=4, num_heads=2)
+    assert m.cfg.slstm_at == (1, 3) and m.cfg.ratio == "xLSTM[1:1]"
+    assert models.build_model("mlstm", 11, 16, embedding_dim=32, num_heads=2).cfg.slstm_at == ()
+    with pytest.raises(ValueError, match="valid keys"):
+        models.build_model("xlstm", 11, 16, embeding_dim=32)
+
+
+def test_training_step_reduces_loss():
+    torch.manual_seed(0)
+    model = XLSTMLM(tiny(slstm_at=(1,)))
+    idx = torch.randint(0, 11, (4, 17))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        logits = model(idx[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), idx[:, 1:].reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.3
+    for p in model.parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all()
