@@ -129,7 +129,12 @@ class Explorer:
         if self._hold:
             return
         self.params = params
-        self.data = self.compute(**params)
+        try:
+            self.data = self.compute(**params)
+        except ValueError as e:  # a bad input typed into a control: say why instead of a traceback
+            self.data = None
+            print(f"⚠ {e}")
+            return
         self.redraws += 1
         fig = self.draw(self.data, classroom=classroom)
         self.figure = fig

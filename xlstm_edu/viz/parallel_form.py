@@ -87,8 +87,7 @@ def draw_parallel_form(d: ParallelFormData, classroom: bool = False):
         fig, axes = plt.subplots(1, 4, figsize=figsize(14, 4.3, classroom), layout="constrained",
                                  gridspec_kw={"width_ratios": [1, 0.45, 1, 1]})
         ax_ld, ax_m, ax_dp, ax_st = axes
-        cmap = plt.get_cmap(SEQUENTIAL).copy()
-        cmap.set_bad("0.85")  # the masked future (-∞) in light grey
+        cmap = plt.get_cmap(SEQUENTIAL).with_extremes(bad="0.85")  # the masked future (-∞) in light grey
         logD = np.ma.masked_invalid(p["log_D"])
         im = ax_ld.imshow(logD, cmap=cmap, interpolation="nearest")
         fig.colorbar(im, ax=ax_ld, shrink=0.8)

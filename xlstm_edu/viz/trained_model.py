@@ -1,0 +1,326 @@
+"""Explorer 4, a trained model: colour every character of a text by what a gate did while reading it.
+
+The text (and a generated continuation) is fed through the model's own recurrent ``step`` one character at a
+time (``XLSTMLM.step``, which a test holds equal to the parallel forward pass). Forward hooks on the blocks'
+projections record the gate inputs, the returned states record the memories:
+
+* mLSTM block: the ``gates`` layer gives ĩ and f̃, one per head (the input gate i = exp(ĩ) and the forget
+  decay f = σ(f̃)); the output gate is swish(z) = z·σ(z) with z from ``proj_up``: we show σ(z), averaged over
+  the head's units; the normalizer is ‖n_t‖·exp(m_t) (true units, eq. 20) from the state.
+* sLSTM block: the hooks on ``if_proj`` and ``zo_proj`` give W x_t; the pre-activations add the bias and the
+  head's recurrent part, ``pre_g[head j] = W x + b + h_{t-1}[head j] @ R[g, j]`` (eq. 8-14, the cell's own
+  convention), with h_{t-1} from the state before the step. Input ĩ, forget σ(f̃), output σ(õ) and the true
+  normalizer n_t·exp(m_t), each averaged over the head's units.
+
+Nothing in the model is changed; the hooks are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xlstm_edu._validate import check_choice
+from xlstm_edu.viz._base import Explorer, figsize, figure_style
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = ROOT / "runs"
+XLSTM_KINDS = ("xlstm", "mlstm", "slstm")
+GATES = {
+    "input gate ĩ = log i": "input",
+    "forget gate f = σ(f̃)": "forget",
+    "output gate": "output",
+    "normalizer log n (true units)": "normalizer",
+}
+
+
+# ------------------------------------------------------------------------------------------------- the model
+def find_run(runs_dir: Path | str = RUNS) -> Path | None:
+    """The most recently written run folder under ``runs_dir`` whose ``ckpt.pt`` holds an xLSTM-family model."""
+    import json
+
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return None
+    found = []
+    for ckpt in runs_dir.glob("*/ckpt.pt"):
+        cfg = ckpt.parent / "config.json"
+        try:
+            kind = json.loads(cfg.read_text()).get("kind") if cfg.exists() else None
+        except (OSError, ValueError):
+            kind = None
+        if kind in XLSTM_KINDS:
+            found.append((ckpt.stat().st_mtime, ckpt.parent))
+    return max(found)[1] if found else None
+
+
+def train_tiny(out_dir: Path | str, max_iters: int = 300, kind: str = "xlstm") -> Path:
+    """Train the ``cpu-tiny`` preset with the course's trainer (``python -m xlstm_edu.train``) into ``out_dir``."""
+    from xlstm_edu.train import main
+
+    check_choice(kind, "kind", XLSTM_KINDS)
+    out_dir = Path(out_dir)
+    argv = ["--model", kind, "--preset", "cpu-tiny", "--out", str(out_dir), "--max-iters", str(int(max_iters)),
+            "--no-progress"]
+    if (out_dir / "ckpt.pt").exists():
+        argv.append("--overwrite")
+    rc = main(argv)
+    if rc != 0:
+        raise RuntimeError(f"training cpu-tiny into {out_dir} failed (exit code {rc})")
+    return out_dir
+
+
+def load_or_train(run_dir=None, *, fast: bool | None = None, max_iters: int | None = None):
+    """(model, chars, run_dir, how): the run in ``run_dir``; else the newest xLSTM run in runs/; else train
+    ``cpu-tiny`` (300 steps, about a minute on one core, into runs/gate_explorer_tiny). In fast mode
+    (XLSTM_EDU_FAST=1) a 10-step run goes into a temporary folder and runs/ is not searched, so the result does
+    not depend on what is lying around."""
+    from xlstm_edu.config import fast_mode
+    from xlstm_edu.sample import load_run
+
+    fast = fast_mode() if fast is None else fast
+    how = "loaded"
+    if run_dir is None and not fast:
+        run_dir = find_run()
+    if run_dir is None:
+        if fast:
+            run_dir = Path(tempfile.mkdtemp(prefix="xlstm_edu_tiny_"))
+            iters = max_iters or 10
+        else:
+            run_dir = RUNS / "gate_explorer_tiny"
+            iters = max_iters or 300
+        train_tiny(run_dir, iters)
+        how = f"trained {iters} steps"
+    model, chars, meta = load_run(run_dir)
+    if meta.get("kind") not in XLSTM_KINDS:
+        raise ValueError(f"{run_dir}: expected an xLSTM-family run ({XLSTM_KINDS}), got {meta.get('kind')!r}")
+    return model, chars, Path(run_dir), how
+
+
+# ------------------------------------------------------------------------------------------------ the traces
+@dataclass
+class GateTraces:
+    """Per block, per gate kind: an array (n_chars, NH). ``kinds[b]`` is "mLSTM" or "sLSTM"."""
+
+    text: str
+    n_prompt: int  # the first n_prompt characters were given, the rest generated
+    kinds: list
+    values: list  # values[b][gate] -> (n_chars, NH)
+    num_heads: list
+    raw: list  # raw[b]: mLSTM {"i_pre", "f_pre"} (n_chars, NH); sLSTM {"pre" (n_chars, 4, H), "h" (n_chars, H)}
+
+
+def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperature: float = 0.8,
+                seed: int = 0) -> GateTraces:
+    """Feed ``prompt`` (then ``n_generate`` sampled characters) through ``model.step`` and record every gate."""
+    import torch
+
+    from xlstm_edu.nn.blocks import MLSTMBlock, SLSTMBlock
+    from xlstm_edu.sample import sample_text
+
+    if not prompt:
+        raise ValueError("text: expected at least one character")
+    bad = sorted(set(prompt) - set(chars))
+    if bad:
+        raise ValueError(f"text: characters {bad!r} are not in the model's vocabulary")
+    text = sample_text(model, chars, prompt, n_generate, temperature=temperature, seed=seed) if n_generate else prompt
+    stoi = {c: i for i, c in enumerate(chars)}
+    blocks = list(model.blocks)
+    rec = [dict() for _ in blocks]
+    hooks = []
+    for b, blk in enumerate(blocks):
+        if isinstance(blk, MLSTMBlock):
+            hooks.append(blk.gates.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("gates", o)))
+            hooks.append(blk.proj_up.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("up", o)))
+        elif isinstance(blk, SLSTMBlock):
+            hooks.append(blk.if_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("if", o)))
+            hooks.append(blk.zo_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("zo", o)))
+        else:
+            raise ValueError(f"block {b}: expected an mLSTM or sLSTM block, got {type(blk).__name__}")
+    kinds = ["mLSTM" if isinstance(blk, MLSTMBlock) else "sLSTM" for blk in blocks]
+    out = [{g: [] for g in GATES.values()} for _ in blocks]
+    raw = [dict() for _ in blocks]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            state = model.init_state(1)
+            for ch in text:
+                prev = state
+                _, state = model.step(torch.tensor([stoi[ch]]), state)
+                for b, blk in enumerate(blocks):
+                    _record(blk, kinds[b], rec[b], prev[b], state[b], out[b], raw[b])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    values = [{g: np.stack(v) for g, v in o.items()} for o in out]
+    raw = [{k: np.stack(v) for k, v in r.items()} for r in raw]
+    heads = [blk.num_heads for blk in blocks]
+    return GateTraces(text=text, n_prompt=len(prompt), kinds=kinds, values=values, num_heads=heads, raw=raw)
+
+
+def _record(blk, kind, rec, prev, new, out, raw):
+    import torch
+    import torch.nn.functional as F
+
+    NH = blk.num_heads
+    if kind == "mLSTM":
+        gi, gf = rec["gates"][0].split(NH, dim=-1)  # ĩ, f̃ per head (the block's own split)
+        log_f = F.logsigmoid(gf) if blk.forget_gate == "sigmoid" else gf  # eq. 11
+        z = rec["up"][0, blk.inner:].view(NH, -1)  # proj_up -> [x_m, z]; z per head
+        _, C, n, m = new
+        out["input"].append(gi.numpy())
+        out["forget"].append(torch.exp(log_f).numpy())
+        out["output"].append(torch.sigmoid(z).mean(-1).numpy())
+        out["normalizer"].append((torch.log(n[0].norm(dim=-1)) + m[0]).numpy())  # log(‖n‖·e^m)
+        raw.setdefault("i_pre", []).append(gi.numpy())
+        raw.setdefault("f_pre", []).append(gf.numpy())
+    else:
+        DH = blk.head_dim
+        h_prev = prev[1][0].view(NH, DH)  # (buf, h, c, n, m): h_{t-1}
+        rh = torch.einsum("jd,gjde->gje", h_prev, blk.R).reshape(4, NH * DH)  # h_{t-1}[head j] @ R[g, j]
+        pre = torch.cat([rec["if"][0], rec["zo"][0]], dim=-2) + blk.b + rh  # (4, H), gates (i, f, z, o)
+        log_f = F.logsigmoid(pre[1]) if blk.forget_gate == "sigmoid" else pre[1]
+        per_head = lambda x: x.view(NH, DH).mean(-1).numpy()  # noqa: E731
+        _, _, c, n, m = new
+        out["input"].append(per_head(pre[0]))
+        out["forget"].append(per_head(torch.exp(log_f)))
+        out["output"].append(per_head(torch.sigmoid(pre[3])))
+        out["normalizer"].append(per_head(torch.log(n[0]) + m[0]))  # log(n·e^m), true units
+        raw.setdefault("pre", []).append(pre.numpy())
+        raw.setdefault("h", []).append(new[1][0].numpy())
+
+
+# ------------------------------------------------------------------------------------------- data and figure
+@dataclass
+class TrainedModelData:
+    text: str
+    n_prompt: int
+    values: np.ndarray  # (n_chars,) the chosen gate of the chosen layer and head, one value per character
+    layer: int
+    head: int
+    gate: str
+    kind: str
+    vmin: float
+    vmax: float
+
+
+def trained_model_data(traces: GateTraces, layer: int = 0, head: int = 0,
+                       gate: str = "forget gate f = σ(f̃)") -> TrainedModelData:
+    """Pick one block, one head and one gate out of the traces (pure)."""
+    if not (0 <= layer < len(traces.kinds)):
+        raise ValueError(f"layer: expected 0..{len(traces.kinds) - 1}, got {layer!r}")
+    if not (0 <= head < traces.num_heads[layer]):
+        raise ValueError(f"head: expected 0..{traces.num_heads[layer] - 1}, got {head!r}")
+    check_choice(gate, "gate", list(GATES))
+    v = traces.values[layer][GATES[gate]][:, head].astype(np.float64)
+    if GATES[gate] in ("forget", "output"):
+        lo, hi = 0.0, 1.0
+        if GATES[gate] == "forget":  # forget gates live near 1: stretch the range that is used
+            lo = float(min(np.min(v), 0.9))
+    else:
+        lo, hi = float(np.min(v)), float(np.max(v))
+        if hi - lo < 1e-9:
+            lo, hi = lo - 0.5, hi + 0.5
+    return TrainedModelData(text=traces.text, n_prompt=traces.n_prompt, values=v, layer=layer, head=head,
+                            gate=gate, kind=traces.kinds[layer], vmin=lo, vmax=hi)
+
+
+def _show_char(c: str) -> str:
+    return {"\n": "↵", " ": "·", "\t": "→"}.get(c, c)
+
+
+def draw_trained_model(d: TrainedModelData, classroom: bool = False, width: int = 48):
+    """The text in a grid, one cell per character, coloured by the gate; generated characters framed."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    n = len(d.text)
+    rows = max(1, math.ceil(n / width))
+    grid = np.full((rows, width), np.nan)
+    grid.flat[:n] = d.values
+    cmap = plt.get_cmap("viridis").with_extremes(bad="white")
+    norm = Normalize(d.vmin, d.vmax)
+    with figure_style(classroom):
+        fig, ax = plt.subplots(figsize=figsize(12, 0.4 * rows + 1.3, classroom), layout="constrained")
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+        fs = 13 if classroom else 9
+        for k, ch in enumerate(d.text):
+            r, c = divmod(k, width)
+            light = norm(d.values[k]) < 0.55  # white text on the dark end of viridis
+            ax.text(c, r, _show_char(ch), ha="center", va="center", fontsize=fs, family="monospace",
+                    color="white" if light else "black", fontstyle="italic" if k >= d.n_prompt else "normal")
+            if k >= d.n_prompt:
+                ax.add_patch(plt.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="0.5", linewidth=0.6))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        fig.colorbar(im, ax=ax, shrink=0.9, label=d.gate)
+        gen = len(d.text) - d.n_prompt
+        ax.set_title(f"block {d.layer} ({d.kind}), head {d.head}: {d.gate}"
+                     + (f" — the last {gen} characters (framed, italic) were generated by the model" if gen else ""))
+    return fig
+
+
+class TrainedModel(Explorer):
+    title = "A trained model: what the gates do while it reads"
+    what_to_look_for = [
+        "<b>forget gate</b> (the default): where does the memory let go (darker cells)? Look at spaces, "
+        "line ends (↵) and the start of a speaker's name; heads differ: some forget almost never.",
+        "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a space.",
+        "<b>normalizer</b> (sLSTM, and ‖n‖ for mLSTM): how much has been written, in true units; it grows, and drops "
+        "where the forget gate closes.",
+        "The framed, italic characters at the end are the model's own continuation of your text (a tiny model "
+        "trained for a minute writes Shakespeare-shaped gibberish).",
+    ]
+    css_class = "xlstm-trained-model"
+
+    def __init__(self, model=None, chars=None, text: str | None = None, n_generate: int = 120,
+                 classroom: bool = False, run_dir=None, note: str = ""):
+        import ipywidgets as w
+
+        if model is None:
+            model, chars, run_dir, how = load_or_train(run_dir)
+            note = note or f"{how}: {run_dir}"
+        self.model, self.chars, self.note = model, chars, note
+        self.n_generate = int(n_generate)
+        self._cache: dict = {}
+        text = text if text is not None else "ROMEO:\nBut soft, what light through yonder window breaks?\n"
+        blocks = list(model.blocks)
+        st = {"description_width": "initial"}
+        controls = {
+            "text": w.Textarea(value=text, description="text", continuous_update=False, style=st,
+                               layout=w.Layout(width="720px", height="70px")),
+            "layer": w.Dropdown(options=[(f"{i} ({'sLSTM' if type(b).__name__ == 'SLSTMBlock' else 'mLSTM'})", i)
+                                         for i, b in enumerate(blocks)], value=0, description="block", style=st),
+            "head": w.Dropdown(options=list(range(blocks[0].num_heads)), value=0, description="head", style=st),
+            "gate": w.Dropdown(options=list(GATES), value="forget gate f = σ(f̃)", description="colour by",
+                               style=st),
+        }
+        controls["layer"].observe(self._on_layer, names="value")
+        super().__init__(controls, [["text"], ["layer", "head", "gate"]], classroom=classroom)
+        if note:
+            self.widget.children = (self.help, w.HTML(f"<i>model: {note}</i>"), *self.widget.children[1:])
+
+    def _on_layer(self, change):
+        nh = list(self.model.blocks)[change["new"]].num_heads
+        h = self.controls["head"]
+        h.options = list(range(nh))
+        h.value = min(h.value or 0, nh - 1)
+
+    def traces(self, text: str) -> GateTraces:
+        if text not in self._cache:
+            self._cache[text] = gate_traces(self.model, self.chars, text, self.n_generate)
+        return self._cache[text]
+
+    def compute(self, text, layer, head, gate) -> TrainedModelData:
+        return trained_model_data(self.traces(text), layer, head, gate)
+
+    def draw(self, data, classroom=False):
+        return draw_trained_model(data, classroom=classroom)
