@@ -2,9 +2,9 @@
 
 Pre-activations carry a tilde in the paper (ĩ, f̃); here they are ``i_pre`` and ``f_pre``.
 
-* input gate, exponential:       i_t = exp(ĩ_t)                      (eq. 10)
-* forget gate, sigmoid (default): f_t = σ(f̃_t),  log f_t = logσ(f̃_t)   (eq. 11, the official code's choice)
-* forget gate, exponential:      f_t = exp(f̃_t), log f_t = f̃_t        (eq. 11, the other option)
+* input gate, exponential:       i_t = exp(ĩ_t)                      (eq. 12)
+* forget gate, sigmoid (default): f_t = σ(f̃_t),  log f_t = logσ(f̃_t)   (eq. 13, the official code's choice)
+* forget gate, exponential:      f_t = exp(f̃_t), log f_t = f̃_t        (eq. 13, the other option)
 * stabilizer (eq. 15-17):        m_t  = max(log f_t + m_{t-1}, ĩ_t)
                                  i'_t = exp(ĩ_t - m_t)
                                  f'_t = exp(log f_t + m_{t-1} - m_t)
@@ -30,7 +30,7 @@ def log_sigmoid(x):
 
 
 def log_forget_gate(f_pre, forget_gate: str = "sigmoid"):
-    """log f_t from the pre-activation f̃_t (eq. 11): logσ(f̃) for the sigmoid gate, f̃ for the exponential one."""
+    """log f_t from the pre-activation f̃_t (eq. 13): logσ(f̃) for the sigmoid gate, f̃ for the exponential one."""
     if forget_gate == "sigmoid":
         return log_sigmoid(f_pre)
     if forget_gate == "exp":
@@ -51,7 +51,7 @@ def stabilizer_step(log_f, i_pre, m_prev):
 
 
 def unstabilized_gates(log_f, i_pre):
-    """The raw gates i_t = exp(ĩ_t) (eq. 10) and f_t = exp(log f_t) (eq. 11), for teaching: exp overflows
+    """The raw gates i_t = exp(ĩ_t) (eq. 12) and f_t = exp(log f_t) (eq. 13), for teaching: exp overflows
     to inf once ĩ exceeds log(max float) (88.7 in float32, 11.1 in float16, 709.8 in float64)."""
     with np.errstate(over="ignore"):
         return np.exp(i_pre), np.exp(log_f)
