@@ -73,6 +73,38 @@ def test_labels_match_independent_reference(name):
     assert checked == 8 * 64
 
 
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_prefix_labels_match_reference_on_every_prefix(name):
+    task = get_task(name)
+    rng = np.random.default_rng(5)
+    for length in (1, 5, 17, 40):
+        tokens, labels = task.sample(rng, 16, length)
+        pl = task.prefix_labels(tokens)
+        assert pl.shape == tokens.shape and np.array_equal(pl[:, -1], labels)
+        for row, prow in zip(tokens, pl):
+            for p in range(len(row)):
+                prefix = task.to_string(row[: p + 1])
+                if name == "modular_arith" and p % 2 == 1:  # ends on an operator: no answer
+                    assert prow[p] == IGNORE
+                elif name == "majority" and len(Counter(prefix).most_common(2)) == 2 and \
+                        Counter(prefix).most_common(2)[0][1] == Counter(prefix).most_common(2)[1][1]:
+                    assert prow[p] == IGNORE  # a tie: no single answer
+                else:
+                    assert prow[p] == REFERENCE[name](prefix), (name, prefix)
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_dense_supervision_targets(name):
+    task = get_task(name)
+    x, y, labels = lm_batch(task, np.random.default_rng(2), 8, 21, supervision="all")
+    pl = task.prefix_labels(x)
+    assert np.array_equal(y == IGNORE, pl == IGNORE)
+    assert np.array_equal(y[pl != IGNORE], task.num_symbols + pl[pl != IGNORE])
+    assert np.array_equal(y[:, -1], task.num_symbols + labels)
+    with pytest.raises(ValueError, match="supervision"):
+        lm_batch(task, np.random.default_rng(2), 8, 21, supervision="some")
+
+
 def test_modular_arith_examples_from_deletang():
     # the examples in Deletang et al.'s task description (mod 5)
     assert ref_modular("1 + 2 * 3") == 2 and ref_modular("1 - 1 - 1") == 4 and ref_modular("0 * 1 + 4 * 3 - 2") == 0
@@ -135,6 +167,8 @@ def test_formal_bad_input():
         get_task("parity").sample(np.random.default_rng(0), 4, 0)
     with pytest.raises(ValueError, match="chance"):
         scaled_accuracy(0.5, 1.0)
+    with pytest.raises(ValueError, match="tokens"):
+        get_task("parity").prefix_labels(np.array([[0, 2]]))
 
 
 # ---- MQAR ----

@@ -36,7 +36,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ import torch
 from xlstm_edu._validate import check_choice, check_positive_int
 from xlstm_edu.tasks import IGNORE, MQAR, TASKS, class_logits, eval_lengths, get_task, lm_batch, sample_length
 from xlstm_edu.tasks import scaled_accuracy as _scaled
-from xlstm_edu.tasks.formal import TEST_LENGTHS, TRAIN_LENGTHS, FormalTask
+from xlstm_edu.tasks.formal import SUPERVISION, TEST_LENGTHS, TRAIN_LENGTHS, FormalTask
 
 MODEL_KINDS = ("lstm", "slstm", "mlstm", "xlstm", "gpt")
 
@@ -65,6 +65,9 @@ class Preset:
     formal_steps: int = 500
     formal_batch: int = 32
     formal_lr: float = 3e-3
+    # "all": the answer of every prefix is a training target (dense signal, learnable in hundreds of steps);
+    # "last": only the answer at the end, as in the paper (needs far more steps: paper 20k steps of batch 256)
+    formal_supervision: str = "all"
     eval_lengths: int = 8
     eval_per_length: int = 64
     # MQAR
@@ -193,12 +196,12 @@ def _batch_rng(seed: int, split: str, step: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), 0 if split == "train" else 1, abs(int(step)), int(step < 0)])
 
 
-def _formal_batches(task: FormalTask, batch_size: int, seed: int):
+def _formal_batches(task: FormalTask, batch_size: int, seed: int, supervision: str = "last"):
     """``get_batch(split, step)`` for the trainer: a seeded stream of training batches of lengths 1-40.
     (The trainer's 'val' split gets short strings too; the real test is :func:`evaluate_formal`.)"""
     def get_batch(split, step):
         rng = _batch_rng(seed, split, step)
-        x, y, _ = lm_batch(task, rng, batch_size, sample_length(rng, TRAIN_LENGTHS))
+        x, y, _ = lm_batch(task, rng, batch_size, sample_length(rng, TRAIN_LENGTHS), supervision)
         return torch.from_numpy(x), torch.from_numpy(y)
 
     return get_batch
@@ -221,7 +224,8 @@ def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset) -> dict
     task = get_task(task_name)
     model = build(kind, task.vocab_size, TEST_LENGTHS[1], preset, seed)
     t0 = time.perf_counter()
-    result = fit(model, _formal_batches(task, preset.formal_batch, seed), steps=preset.formal_steps,
+    result = fit(model, _formal_batches(task, preset.formal_batch, seed, preset.formal_supervision),
+                 steps=preset.formal_steps,
                  lr=preset.formal_lr, preset=preset, seed=seed)
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -230,7 +234,8 @@ def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset) -> dict
     return {"experiment": "formal", "task": task_name, "model": kind, "seed": seed, "accuracy": ev["accuracy"],
             "scaled_accuracy": ev["scaled_accuracy"], "chance": ev["chance"],
             "per_length": {str(k): v for k, v in ev["per_length"].items()},
-            "train_lengths": list(TRAIN_LENGTHS), "test_lengths": [min(ev["per_length"]), max(ev["per_length"])],
+            "supervision": preset.formal_supervision, "train_lengths": list(TRAIN_LENGTHS),
+            "test_lengths": [min(ev["per_length"]), max(ev["per_length"])],
             "params": int(model.num_params()), "steps": int(result["step"]), "batch_size": preset.formal_batch,
             "final_train_loss": _final_loss(result), "train_s": round(train_s, 2),
             "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
@@ -283,11 +288,18 @@ def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
 
 
 def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seeds: int = 1, json_path=None,
-        verbose: bool = True) -> list[dict]:
-    """Run ``experiment`` ('formal', 'mqar' or 'all') and return the list of result objects."""
+        verbose: bool = True, **overrides) -> list[dict]:
+    """Run ``experiment`` ('formal', 'mqar' or 'all') and return the list of result objects.
+
+    ``overrides`` replace fields of the preset (``formal_steps=2000``, ``formal_supervision="last"``, ...)."""
     check_choice(experiment, "experiment", ("formal", "mqar", "all"))
     check_choice(preset, "preset", PRESETS)
-    p = PRESETS[preset]
+    fields_ = Preset.__dataclass_fields__
+    unknown = sorted(set(overrides) - set(fields_))
+    if unknown:
+        raise ValueError(f"unknown preset field(s) {unknown}; valid fields are {sorted(fields_)}")
+    p = replace(PRESETS[preset], **overrides) if overrides else PRESETS[preset]
+    check_choice(p.formal_supervision, "formal_supervision", SUPERVISION)
     seeds = check_positive_int(seeds, "seeds")
     models = list(models)
     for m in models:
@@ -334,11 +346,23 @@ def main(argv=None) -> int:
     ap.add_argument("--preset", default="quick", choices=sorted(PRESETS))
     ap.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1 per (task, model)")
     ap.add_argument("--json", default=None, help="write the results (a JSON list) here")
+    ap.add_argument("--steps", type=int, default=None, help="training steps per run (overrides the preset)")
+    ap.add_argument("--supervision", choices=SUPERVISION, default=None,
+                    help="formal tasks: train on the answer of every prefix (all) or only the last one (last, "
+                         "the paper's setting); default: the preset's")
     args = ap.parse_args(argv)
+    overrides = {}
+    if args.steps is not None:
+        overrides["formal_steps" if args.experiment == "formal" else "mqar_steps"] = args.steps
+        if args.experiment == "all":
+            overrides["formal_steps"] = args.steps
+    if args.supervision is not None:
+        overrides["formal_supervision"] = args.supervision
     tasks = None if args.task == "all" else [t.strip() for t in args.task.split(",") if t.strip()]
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     try:
-        run(args.experiment, tasks=tasks, models=models, preset=args.preset, seeds=args.seeds, json_path=args.json)
+        run(args.experiment, tasks=tasks, models=models, preset=args.preset, seeds=args.seeds, json_path=args.json,
+            **overrides)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -97,6 +97,19 @@ class FormalTask:
     def _sample(self, rng, batch_size, length):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def prefix_labels(self, tokens) -> np.ndarray:
+        """The answer for every prefix: (B, L) int64, ``IGNORE`` where a prefix has no answer (an operator in
+        modular arithmetic, a tie in majority). The last column equals the labels ``sample`` returned."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+            raise ValueError(f"tokens: expected an integer array (B, L), got {tokens.dtype} {tokens.shape}")
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= self.num_symbols):
+            raise ValueError(f"tokens: expected symbols in [0, {self.num_symbols}), got [{tokens.min()}, {tokens.max()}]")
+        return self._prefix_labels(tokens.astype(np.int64)).astype(np.int64)
+
+    def _prefix_labels(self, tokens):  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def to_string(self, tokens) -> str:
         """Human-readable form of one string of tokens, e.g. ``'0110'`` or ``'3 + 1 * 4'``."""
         sep = " " if max(len(s) for s in self.symbols) > 1 or self.name == "modular_arith" else ""
@@ -115,6 +128,9 @@ class Parity(FormalTask):
         bits = rng.integers(0, 2, size=(batch_size, length))
         return bits, bits.sum(axis=1) % 2
 
+    def _prefix_labels(self, tokens):
+        return np.cumsum(tokens, axis=1) % 2
+
 
 @dataclass(frozen=True)
 class EvenPairs(FormalTask):
@@ -129,6 +145,9 @@ class EvenPairs(FormalTask):
         pairs = (s[:, 1:] != s[:, :-1]).sum(axis=1)  # every ab or ba is one change of letter
         return s, (pairs % 2 == 0).astype(np.int64)
 
+    def _prefix_labels(self, tokens):
+        return (tokens == tokens[:, :1]).astype(np.int64)  # an even number of changes: back at the first letter
+
 
 @dataclass(frozen=True)
 class CycleNavigation(FormalTask):
@@ -142,6 +161,9 @@ class CycleNavigation(FormalTask):
         moves = rng.integers(0, 3, size=(batch_size, length))
         step = np.array([0, 1, -1])[moves]
         return moves, step.sum(axis=1) % len(self.classes)
+
+    def _prefix_labels(self, tokens):
+        return np.cumsum(np.array([0, 1, -1])[tokens], axis=1) % len(self.classes)
 
 
 @dataclass(frozen=True)
@@ -179,6 +201,23 @@ class ModularArithmetic(FormalTask):
             term = np.where(mul, (term * d) % mod, (sign * d) % mod)
         return tokens, (total + term) % mod
 
+    def _prefix_labels(self, tokens):
+        # the same left-to-right pass as in _sample, recording the value after every digit
+        mod = len(self.classes)
+        B, L = tokens.shape
+        out = np.full((B, L), IGNORE, dtype=np.int64)
+        total = np.zeros(B, dtype=np.int64)
+        term = tokens[:, 0] % mod
+        out[:, 0] = term
+        for p in range(2, L, 2):
+            op, d = tokens[:, p - 1] - mod, tokens[:, p]
+            mul = op == 2
+            sign = np.where(op == 1, -1, 1)
+            total = np.where(mul, total, (total + term) % mod)
+            term = np.where(mul, (term * d) % mod, (sign * d) % mod)
+            out[:, p] = (total + term) % mod
+        return out
+
 
 @dataclass(frozen=True)
 class Majority(FormalTask):
@@ -202,6 +241,12 @@ class Majority(FormalTask):
         counts = np.stack([(out == c).sum(axis=1) for c in range(k)], axis=1)
         return out, counts.argmax(axis=1)
 
+    def _prefix_labels(self, tokens):
+        k = len(self.symbols)
+        counts = np.cumsum(tokens[:, :, None] == np.arange(k), axis=1)  # (B, L, k) counts of every prefix
+        unique = (counts == counts.max(axis=2, keepdims=True)).sum(axis=2) == 1
+        return np.where(unique, counts.argmax(axis=2), IGNORE)
+
 
 TASKS = {
     "parity": Parity(),
@@ -218,12 +263,25 @@ def get_task(name: str) -> FormalTask:
     return TASKS[name]
 
 
-def lm_batch(task: FormalTask, rng: np.random.Generator, batch_size: int, length: int):
-    """A batch for a next-token trainer: ``x`` (B, L) the strings, ``y`` (B, L) all ``IGNORE`` except the last
-    position, which holds the answer token ``num_symbols + class``.  Also returns the class labels (B,)."""
+SUPERVISION = ("last", "all")
+
+
+def lm_batch(task: FormalTask, rng: np.random.Generator, batch_size: int, length: int, supervision: str = "last"):
+    """A batch for a next-token trainer: ``x`` (B, L) the strings and ``y`` (B, L) the answer tokens
+    ``num_symbols + class``. Also returns the class labels of the whole strings (B,).
+
+    ``supervision="last"`` (the paper's setting): ``y`` is ``IGNORE`` everywhere except the last position.
+    ``supervision="all"``: ``y`` holds the answer for every prefix (``task.prefix_labels``), a denser training
+    signal for small budgets; the test is the same (the answer at the end of a longer string).
+    """
+    check_choice(supervision, "supervision", SUPERVISION)
     tokens, labels = task.sample(rng, batch_size, length)
-    y = np.full_like(tokens, IGNORE)
-    y[:, -1] = task.num_symbols + labels
+    if supervision == "last":
+        y = np.full_like(tokens, IGNORE)
+        y[:, -1] = task.num_symbols + labels
+    else:
+        pl = task.prefix_labels(tokens)
+        y = np.where(pl == IGNORE, IGNORE, task.num_symbols + pl)
     return tokens, y, labels
 
 
@@ -250,7 +308,9 @@ class FormalGenerator:
     >>> x, y, labels = gen.batch(32)      # x, y: (32, L) int64 for some 1 <= L <= 40
     """
 
-    def __init__(self, task, length_range=TRAIN_LENGTHS, seed: int = 0):
+    def __init__(self, task, length_range=TRAIN_LENGTHS, seed: int = 0, supervision: str = "last"):
+        check_choice(supervision, "supervision", SUPERVISION)
+        self.supervision = supervision
         self.task = get_task(task) if isinstance(task, str) else task
         if not isinstance(self.task, FormalTask):
             raise ValueError(f"task: expected a task name or a FormalTask, got {type(task).__name__}")
@@ -258,7 +318,8 @@ class FormalGenerator:
         self.rng = np.random.default_rng(seed)
 
     def batch(self, batch_size: int):
-        return lm_batch(self.task, self.rng, batch_size, sample_length(self.rng, self.length_range))
+        return lm_batch(self.task, self.rng, batch_size, sample_length(self.rng, self.length_range),
+                        self.supervision)
 
 
 def eval_lengths(num: int, length_range=TEST_LENGTHS) -> list[int]:
