@@ -55,7 +55,7 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size=64, state=None, eps=1e-6, 
     Q = (x.q * dt.type(1.0 / math.sqrt(DK))).reshape(BH, S, DK)  # q̂ = q/√DK
     K = x.k.reshape(BH, S, DK)
     V = x.v.reshape(BH, S, DV)
-    log_f = log_forget_gate(x.f_pre, forget_gate).reshape(BH, S)  # eq. 11, float64
+    log_f = log_forget_gate(x.f_pre, forget_gate).reshape(BH, S)  # eq. 26, float64
     ig = x.i_pre.reshape(BH, S)
     if pad:
         Q = np.concatenate([Q, np.zeros((BH, pad, DK), dt)], axis=1)

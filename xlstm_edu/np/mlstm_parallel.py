@@ -32,7 +32,7 @@ from xlstm_edu.np.gating import log_forget_gate, sigmoid
 
 def _gate_vectors(i_pre, f_pre, forget_gate):
     """float64 gate vectors (..., S): log f, b = cumsum(log f), x_s = ĩ_s - b_s, c_t = max_{s≤t} x_s, m = b + c."""
-    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 26
     b = np.cumsum(log_f, axis=-1)  # b_t = Σ_{s≤t} log f_s  (log F_ts = b_t - b_s, eq. 72)
     x = i_pre - b  # log D_ts = b_t + x_s  (eq. 74)
     c = np.maximum.accumulate(x, axis=-1)  # max_{s≤t} x_s

@@ -2,12 +2,12 @@
 
 The cell keeps a matrix memory C and a normalizer n per head. In the official convention (``mlstm_kernels``,
 SPEC.md §2) C is stored as Σ_s w_s k_s v_sᵀ with shape (DK, DV) and *unscaled* keys; the scale 1/√DK goes on
-the query, q̂ = q/√DK. One step, in stabilized form:
+the query, q̂ = q/√DK (the paper scales k, eq. 23; C q and nᵀq come out the same). One step, stabilized:
 
-    log f_t = logσ(f̃_t)          (sigmoid forget gate; log f_t = f̃_t for the exponential one)   eq. 11
+    i_t = exp(ĩ_t),  log f_t = logσ(f̃_t)   (log f_t = f̃_t for the exponential forget gate)  eq. 25, 26
     m_t  = max(log f_t + m_{t-1}, ĩ_t)                                                  eq. 15
     i'_t = exp(ĩ_t - m_t),   f'_t = exp(log f_t + m_{t-1} - m_t)                          eq. 16, 17
-    C_t  = f'_t C_{t-1} + i'_t k_t v_tᵀ                                                 eq. 19
+    C_t  = f'_t C_{t-1} + i'_t k_t v_tᵀ      (the paper's v_t k_tᵀ, stored transposed)       eq. 19
     n_t  = f'_t n_{t-1} + i'_t k_t                                                      eq. 20
     h̃_t = (q̂_tᵀ C_t) / (max(|q̂_tᵀ n_t|, exp(-m_t)) + eps)                              eq. 21
 
@@ -78,7 +78,7 @@ def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="si
     x = check_mlstm_inputs(q, k, v, i_pre, f_pre, state=state, eps=eps, forget_gate=forget_gate)
     S, DK, DV = x.S, x.q.shape[-1], x.v.shape[-1]
     C, n, m = x.state if x.state is not None else _zero_state(x.lead, DK, DV, x.dtype)
-    log_f = log_forget_gate(x.f_pre, forget_gate)  # eq. 11, float64
+    log_f = log_forget_gate(x.f_pre, forget_gate)  # eq. 26, float64
     q_hat = x.q * x.dtype.type(1.0 / math.sqrt(DK))  # q̂ = q/√DK
     h = np.empty(x.lead + (S, DV), x.dtype)
     for t in range(S):
@@ -89,7 +89,7 @@ def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="si
 
 
 def mlstm_recurrent_unstabilized(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="sigmoid"):
-    """The recurrence with the raw gates i = exp(ĩ), f = σ(f̃) (eq. 19-21 without eq. 15-17), for teaching.
+    """The recurrence with the raw gates i = exp(ĩ), f = σ(f̃) (eq. 19-21, 25, 26 without eq. 15-17), for teaching.
 
     h̃_t = (q̂ᵀC_t) / (max(|q̂ᵀn_t|, 1) + eps). Its states are unstabilized: (C, n) here equal
     exp(m)·(C, n) of the stabilized form. ``state`` is (C, n) in these units (or None for zeros).
@@ -107,7 +107,7 @@ def mlstm_recurrent_unstabilized(q, k, v, i_pre, f_pre, state=None, eps=1e-6, fo
         C, n, _ = check_state((state[0], state[1], np.zeros(x.lead)), x.lead, DK, DV, x.dtype)
     # the raw gates in the compute dtype, so that float32 overflows where float32 overflows
     i_gate, f_gate = unstabilized_gates(log_forget_gate(x.f_pre, forget_gate).astype(x.dtype),
-                                        x.i_pre.astype(x.dtype))  # eq. 10, 11
+                                        x.i_pre.astype(x.dtype))  # eq. 25, 26
     q_hat = x.q * x.dtype.type(1.0 / math.sqrt(DK))
     h = np.empty(x.lead + (S, DV), x.dtype)
     one, e = x.dtype.type(1.0), x.dtype.type(x.eps)
