@@ -119,3 +119,22 @@ def test_gradients_flow_to_every_parameter():
         model(idx).sum().backward()
         missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
         assert not missing, f"{kind}: no gradient for {missing}"
+
+
+def test_build_model_xlstm_kinds():
+    pytest.importorskip("xlstm_edu.nn.xlstm_lm")
+    at = {k: build_model(k, V, S, embedding_dim=32, num_blocks=4).cfg.slstm_at for k in ("xlstm", "mlstm", "slstm")}
+    assert at == {"xlstm": (1, 3), "mlstm": (), "slstm": (0, 1, 2, 3)}
+    assert build_model("xlstm", V, S, embedding_dim=32, num_blocks=4, slstm_at=(0,)).cfg.slstm_at == (0,)
+
+
+@pytest.mark.parametrize("preset", ["cpu-tiny", "cpu-small", "gpu-small"])
+def test_preset_param_counts_are_comparable(preset):
+    """Every model of a preset is within 15% of the xLSTM[1:1]'s parameter count."""
+    pytest.importorskip("xlstm_edu.nn.xlstm_lm")
+    from xlstm_edu.presets import preset_param_counts
+
+    counts = preset_param_counts(preset)
+    ref = counts["xlstm"]
+    for kind, n in counts.items():
+        assert abs(n - ref) / ref < 0.15, f"{preset}: {kind} has {n:,} parameters, xlstm {ref:,}"

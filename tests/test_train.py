@@ -29,7 +29,7 @@ def make(kind="gpt", dropout=0.1):
     torch.manual_seed(0)
     c = toy_corpus()
     kw = dict(embedding_dim=16, num_blocks=2, dropout=dropout)
-    if kind == "gpt":
+    if kind != "lstm":
         kw["num_heads"] = 2
     return build_model(kind, c.vocab_size, 16, **kw), make_get_batch(c, 16, 4, seed=5)
 
@@ -40,7 +40,7 @@ def cfg(**kw):
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+@pytest.mark.parametrize("kind", ["gpt", "lstm", "xlstm"])
 def test_resume_is_bit_exact(tmp_path, kind):
     """2N steps in one go == N steps, then a fresh process-like restart resumed for N more (dropout on)."""
     model, gb = make(kind)
