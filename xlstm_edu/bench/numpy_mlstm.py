@@ -1,14 +1,18 @@
 """Forward time and peak memory of the numpy mLSTM forms next to the official torch kernels, on one CPU.
 
-    python -m xlstm_edu.bench numpy [--lengths 256,512,1024,2048,4096,8192] [--repeats 3] [--threads 1]
+    python -m xlstm_edu.bench numpy [--lengths 256,512,1024,2048,4096,8192] [--repeats 5] [--threads 1]
                                     [--chunk-size 64] [--max-parallel 4096] [--dtype float32] [--no-rss]
 
 Shapes: B = 1, NH = 4, DK = DV = 64 (override with --heads, --head-dim), gates i ~ N(0, 1), f ~ N(3, 1).
 Forms: numpy ``mlstm_recurrent``, ``mlstm_parallel``, ``mlstm_chunkwise``; official ``mlstm_kernels``
 ``parallel.native.fw.mlstm_parallel_fw`` and ``chunkwise.native.fw.mlstm_chunkwise_fw`` (torch, no_grad).
 
-* Time: median of --repeats calls after one warm-up call (the recurrent form, slow at long S, gets
-  --recurrent-repeats calls and no warm-up above S = 1024).
+* Time: after one warm-up call of every form, --repeats rounds; each round times every form once, in turn
+  (interleaved, so load from other processes hits all forms alike), and the table shows the median over the
+  rounds. A call faster than 20 ms is repeated within a round until the round spends ≥ 20 ms on it (the mean
+  per call counts), so that timer resolution and scheduling jitter matter less. Forms whose warm-up call took
+  more than 1 s (the recurrent form at long S, the parallel forms at S ≥ 4096) are timed in --slow-repeats
+  rounds only.
 * Memory, two methods:
   - ``np … (tm)``: tracemalloc's peak of the bytes numpy allocates during one call (inputs excluded);
   - ``(rss)``: the increase of the peak resident set size (VmHWM, reset through /proc/self/clear_refs) during one
@@ -41,9 +45,9 @@ _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m xlstm_edu.bench numpy", description=__doc__.split("\n\n")[0])
     p.add_argument("--lengths", default="256,512,1024,2048,4096,8192", help="comma-separated sequence lengths S")
-    p.add_argument("--repeats", type=int, default=3, help="timed calls per form and length (median reported)")
-    p.add_argument("--recurrent-repeats", type=int, default=1,
-                   help="timed calls of the slow recurrent form for S > 1024 (default 1)")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds per length (median reported, default 5)")
+    p.add_argument("--slow-repeats", type=int, default=1,
+                   help="rounds for forms whose warm-up call took > 1 s (default 1)")
     p.add_argument("--threads", type=int, default=None,
                    help="threads for numpy's BLAS and torch (default: OMP_NUM_THREADS, which the bench sets to 1)")
     p.add_argument("--chunk-size", type=int, default=64, help="chunk size of both chunkwise forms (default 64)")
@@ -60,7 +64,7 @@ def parse_args(argv):
         a.lengths = [int(s) for s in a.lengths.split(",") if s.strip()]
     except ValueError:
         p.error(f"--lengths: expected comma-separated integers, got {a.lengths!r}")
-    for name in ("repeats", "recurrent_repeats", "chunk_size", "heads", "head_dim"):
+    for name in ("repeats", "slow_repeats", "chunk_size", "heads", "head_dim"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')}: expected an integer >= 1, got {getattr(a, name)}")
     if a.threads is not None and a.threads < 1:
@@ -118,15 +122,25 @@ def skip_reason(name, S, a):
     return None
 
 
-def time_call(fn, repeats, warmup=True):
-    if warmup:
+def time_once(fn, inner):
+    """Mean seconds per call over ``inner`` back-to-back calls."""
+    t0 = time.perf_counter()
+    for _ in range(inner):
         fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+    return (time.perf_counter() - t0) / inner
+
+
+def time_interleaved(fns: dict, repeats: int, slow_repeats: int):
+    """Warm up every form, then time them in interleaved rounds; returns name -> list of seconds per call."""
+    warm = {name: time_once(fn, 1) for name, fn in fns.items()}
+    inner = {name: max(1, int(0.02 / max(w, 1e-6))) for name, w in warm.items()}
+    times = {name: [] for name in fns}
+    for r in range(repeats):
+        for name, fn in fns.items():
+            if warm[name] > 1.0 and r >= slow_repeats:
+                continue
+            times[name].append(time_once(fn, inner[name]))
+    return times
 
 
 def tracemalloc_peak(fn):
@@ -207,7 +221,7 @@ def run(a):
     names = list(F)
     print("mLSTM forward: numpy (xlstm_edu.np) vs official torch kernels (mlstm_kernels 'native'), one CPU")
     print(f"B=1, NH={a.heads}, DK=DV={a.head_dim}, {a.dtype}, chunk size {a.chunk_size}, "
-          f"median of {a.repeats} calls (np recurrent: {a.recurrent_repeats} call(s) for S > 1024)")
+          f"median of {a.repeats} interleaved rounds ({a.slow_repeats} for calls slower than 1 s)")
     print(f"threads: numpy BLAS via " + ", ".join(f"{v}={os.environ.get(v, 'unset')}" for v in _THREAD_VARS)
           + f"; torch.get_num_threads()={torch.get_num_threads()}")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, "
@@ -219,22 +233,24 @@ def run(a):
     for S in a.lengths:
         args = make_inputs(S, a.heads, a.head_dim, dtype)
         row = {"S": S, "time_s": {}, "times_s": {}, "mem_tm_bytes": {}, "mem_rss_bytes": {}, "skipped": {}}
-        outs = {}
+        fns = {}
         for name in names:
             why = skip_reason(name, S, a)
             if why:
                 row["skipped"][name] = why
-                continue
-            fn = F[name][1](args)
-            slow = name == "np recurrent" and S > 1024
-            med, all_t = time_call(fn, a.recurrent_repeats if slow else a.repeats, warmup=not slow)
-            row["time_s"][name], row["times_s"][name] = med, all_t
+            else:
+                fns[name] = F[name][1](args)
+        times = time_interleaved(fns, a.repeats, a.slow_repeats)
+        outs = {}
+        for name, fn in fns.items():
+            row["time_s"][name], row["times_s"][name] = statistics.median(times[name]), times[name]
             outs[name] = np.asarray(fn())
             if F[name][0] == "numpy":
                 row["mem_tm_bytes"][name] = tracemalloc_peak(fn)
             if name in ("np chunkwise", "torch chunkwise", "torch parallel"):
                 row["mem_rss_bytes"][name] = rss_peak(name, S, a)
-            print(f"  S={S:5d} {name:16s} {med * 1e3:10.1f} ms", file=sys.stderr, flush=True)
+            print(f"  S={S:5d} {name:16s} {row['time_s'][name] * 1e3:10.1f} ms  ({len(times[name])} rounds)",
+                  file=sys.stderr, flush=True)
         # the forms must compute the same thing (parallel differs from the rest by the eps/m_0 effect, ~1e-6)
         ref = outs.get("np chunkwise")
         row["max_rel_diff_vs_np_chunkwise"] = {
