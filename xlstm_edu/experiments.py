@@ -89,16 +89,17 @@ class Preset:
 _DIMS = {"lstm": 36, "slstm": 26, "mlstm": 32, "xlstm": 32, "gpt": 26}
 
 PRESETS = {
-    # for tests: a handful of steps, tiny evaluation; shows the pipeline runs, not what the models can learn
+    # for tests: a handful of steps, tiny evaluation; shows that the pipeline runs, not what the models learn
     "smoke": Preset("smoke", embedding_dim={k: 16 for k in MODEL_KINDS}, formal_tasks=("parity",),
                     formal_steps=3, formal_batch=8, eval_lengths=2, eval_per_length=4, warmup_steps=1,
                     mqar_settings=((32, 4),), mqar_vocab=32, mqar_steps=3, mqar_batch=8, mqar_eval=8),
-    # a minute or two for one task and five models (notebooks in fast mode)
-    "quick": Preset("quick", embedding_dim=dict(_DIMS), formal_tasks=("parity",), formal_steps=150,
-                    formal_batch=32, eval_lengths=4, eval_per_length=32, mqar_settings=((64, 4),),
-                    mqar_steps=150, mqar_eval=64),
-    # every task and MQAR setting, every model: about 30 minutes on 2 cores
-    "cpu": Preset("cpu", embedding_dim=dict(_DIMS)),
+    # parity and the smallest MQAR setting, five models: a few minutes (the notebook runs parts of it)
+    "quick": Preset("quick", embedding_dim=dict(_DIMS), formal_tasks=("parity",), formal_steps=300,
+                    eval_lengths=4, eval_per_length=32, mqar_settings=((64, 4),), mqar_steps=200, mqar_eval=64),
+    # every task and MQAR setting, every model: about 30 minutes on 2 free cores (one thread)
+    "cpu": Preset("cpu", embedding_dim=dict(_DIMS), formal_steps=800, formal_batch=32, eval_lengths=8,
+                  eval_per_length=64, mqar_settings=((64, 4), (128, 8), (256, 16)), mqar_vocab=64, mqar_steps=400,
+                  mqar_batch=32, mqar_eval=128),
 }
 
 
