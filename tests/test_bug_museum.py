@@ -24,7 +24,7 @@ from xlstm_edu.probes import (
 
 ROOT = Path(__file__).resolve().parents[1]
 MUSEUM_NB = ROOT / "notebooks" / "08_bug_museum.ipynb"
-EXPECTED_EXHIBITS = 10  # I .. X; XI (shape-only tests) is the scoreboard itself
+EXPECTED_EXHIBITS = 11  # I .. XI; XII (shape-only tests) is the scoreboard itself
 
 
 @pytest.fixture(scope="module")
