@@ -155,14 +155,19 @@ class MLSTMBlock(nn.Module):
             self.gates.bias[NH:] = torch.linspace(3.0, 6.0, NH)  # forget-gate bias linspace(3, 6) over heads
 
     def _pre(self, x):
-        x_m, z = self.proj_up(self.norm(x)).split(self.inner, dim=-1)
-        return x_m, z
+        xn = self.norm(x)
+        W = self.proj_up.weight  # (2·inner, E): two products, so that x_m and z come out contiguous
+        return F.linear(xn, W[: self.inner]), F.linear(xn, W[self.inner:])
 
     def _qkvif(self, x_m, x_c):
-        qk = self.qk_proj(x_c)  # (..., 2, inner)
+        qk = self.qk_proj(x_c)  # (..., 2, inner) = [q; k]
         v = self.v_proj(x_m)[..., 0, :]
+        # gates from [q; k; v] (one scalar per head): W [q; k; v] = W_qk [q; k] + W_v v, without building the concat
+        Wg = self.gates.weight
+        pre = torch.addmm(self.gates.bias, qk.reshape(-1, 2 * self.inner), Wg[:, : 2 * self.inner].t())
+        pre = pre.view(*v.shape[:-1], -1) + F.linear(v, Wg[:, 2 * self.inner:])
+        gi, gf = pre.split(self.num_heads, dim=-1)
         q, k = qk.unbind(-2)
-        gi, gf = self.gates(torch.cat([q, k, v], dim=-1)).split(self.num_heads, dim=-1)
         return q, k, v, gi, gf
 
     def _post(self, x, h, x_c, z):

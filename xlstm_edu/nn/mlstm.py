@@ -181,55 +181,47 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
 
 
 def _chunks(q, k, v, i_pre, log_f, L, state, eps):
-    """Chunkwise form for S = NC·L; q is already scaled by 1/√DK."""
+    """Chunkwise form for S = NC·L; q is already scaled by 1/√DK.
+
+    Two tricks keep the number of passes over the (L, L) matrices small (they dominate the cost on a CPU):
+    the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so [C | n] = Σ w k [v | 1]ᵀ),
+    and the row maximum of log D needs no (L, L) pass: max_{s<=t} (b_t - b_s + ĩ_s) = b_t + cummax_s(ĩ_s - b_s).
+    """
     C0, n0, m0 = state
     *batch, S, DK = q.shape
     DV = v.shape[-1]
     NC = S // L
     q = q.reshape(*batch, NC, L, DK)
     k = k.reshape(*batch, NC, L, DK)
-    v = v.reshape(*batch, NC, L, DV)
+    v = torch.cat([v, v.new_ones(*batch, S, 1)], dim=-1).reshape(*batch, NC, L, DV + 1)  # [v | 1]
     i_pre = i_pre.reshape(*batch, NC, L)
     b = torch.cumsum(log_f.reshape(*batch, NC, L), dim=-1)  # log-forget cumsum inside each chunk
     g = b[..., -1]  # (..., NC) total log-forget over a chunk
     a = g[..., None] - b + i_pre  # (..., NC, L): log weight of step s in the chunk-end state
     a_max = a.amax(dim=-1)  # (..., NC)
 
-    # 1) recurrence over chunk borders: the states entering each chunk (eq. 15-20 applied L steps at once)
-    Cs, ns, ms = [C0], [n0], [m0]
-    C, n, m = C0, n0, m0
-    for c in range(NC - 1):
-        m_next = torch.maximum(g[..., c] + m, a_max[..., c])
-        decay = torch.exp(g[..., c] + m - m_next)
-        k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
-        C = decay[..., None, None] * C + k_w.transpose(-2, -1) @ v[..., c, :, :]
-        n = decay[..., None] * n + k_w.sum(dim=-2)
-        m = m_next
-        Cs.append(C)
-        ns.append(n)
+    # 1) recurrence over chunk borders: the state [C | n] entering each chunk (eq. 15-20, L steps at once)
+    Ca, m = torch.cat([C0, n0[..., None]], dim=-1), m0  # (..., DK, DV+1)
+    Cs, ms = [], []
+    for c in range(NC):
+        Cs.append(Ca)
         ms.append(m)
-    C_in = torch.stack(Cs, dim=-3)  # (..., NC, DK, DV) state entering chunk c
-    n_in = torch.stack(ns, dim=-2)  # (..., NC, DK)
+        m_next = torch.maximum(g[..., c] + m, a_max[..., c])  # stabilizer at the chunk end
+        k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
+        Ca = torch.exp(g[..., c] + m - m_next)[..., None, None] * Ca + k_w.transpose(-2, -1) @ v[..., c, :, :]
+        m = m_next
+    C_in = torch.stack(Cs, dim=-3)  # (..., NC, DK, DV+1)
     m_in = torch.stack(ms, dim=-1)  # (..., NC)
 
     # 2) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
+    w = i_pre - b  # log D_ts = b_t + w_s for s <= t
+    m_t = torch.maximum(b + m_in[..., None], b + torch.cummax(w, dim=-1).values)  # = the recurrent m_t (eq. 15)
+    u = b - m_t
     causal = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
-    log_D = torch.where(causal, b[..., :, None] - b[..., None, :] + i_pre[..., None, :], -math.inf)
-    m_inter = b + m_in[..., None]  # (..., NC, L): log weight of the incoming state at step t
-    m_t = torch.maximum(m_inter, log_D.amax(dim=-1))  # = the recurrent m_t (eq. 15 unrolled)
-    D = torch.exp(log_D - m_t[..., None])
+    D = torch.exp(torch.where(causal, u[..., :, None] + w[..., None, :], -math.inf))  # D' (eq. 77)
     Sm = (q @ k.transpose(-2, -1)) * D  # (..., NC, L, L)
-    q_in = q * torch.exp(m_inter - m_t)[..., None]
-    num = q_in @ C_in + Sm @ v  # (..., NC, L, DV)
-    den = (q_in[..., None, :] @ n_in[..., None, :, None]).squeeze(-1) + Sm.sum(dim=-1, keepdim=True)
+    q_in = q * torch.exp(u + m_in[..., None])[..., None]  # the incoming state's weight at step t
+    num = q_in @ C_in + Sm @ v  # (..., NC, L, DV+1): [q̂ᵀC_t | q̂ᵀn_t]
+    num, den = num.split([DV, 1], dim=-1)  # (split, not slicing: its backward is one concat, no zero-filling)
     h = num / (torch.maximum(den.abs(), torch.exp(-m_t)[..., None]) + eps)  # eq. 21
-    h = h.reshape(*batch, S, DV)
-
-    # 3) the state after the last chunk
-    c = NC - 1
-    m_next = torch.maximum(g[..., c] + m, a_max[..., c])
-    decay = torch.exp(g[..., c] + m - m_next)
-    k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
-    C = decay[..., None, None] * C + k_w.transpose(-2, -1) @ v[..., c, :, :]
-    n = decay[..., None] * n + k_w.sum(dim=-2)
-    return h, (C, n, m_next)
+    return h.reshape(*batch, S, DV), (Ca[..., :DV], Ca[..., DV], m)
