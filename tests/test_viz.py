@@ -190,7 +190,8 @@ def tiny_model():
 
 def test_gate_traces_reproduce_the_cells(tiny_model):
     """The recorded sLSTM pre-activations, fed to the numpy cell, give the model's own h at every step; the
-    recorded mLSTM gates are the gate layer's output on the block's q, k, v."""
+    recorded mLSTM q, k, v and gates, fed to the numpy cell, end in the model's own state."""
+    from xlstm_edu.np.mlstm_recurrent import mlstm_recurrent
     from xlstm_edu.np.slstm import slstm_recurrent
     from xlstm_edu.viz import gate_traces
 
@@ -204,6 +205,12 @@ def test_gate_traces_reproduce_the_cells(tiny_model):
     h_np, _ = slstm_recurrent(pre, np.zeros((4, blk.num_heads, H // blk.num_heads, H // blk.num_heads)),
                               np.zeros((4, H)))
     np.testing.assert_allclose(h_np, h, rtol=1e-4, atol=1e-5)
+    # mLSTM: the recorded q, k, v and gates, run through the numpy cell, end in the model's own state (C, n, m)
+    r = tr.raw[0]
+    sw = lambda a: np.swapaxes(a, 0, 1).astype(np.float64)  # noqa: E731  (S, NH, ...) -> (NH, S, ...)
+    _, (C, n, m) = mlstm_recurrent(sw(r["q"]), sw(r["k"]), sw(r["v"]), sw(r["i_pre"]), sw(r["f_pre"]))
+    for got, want in zip((C, n, m), r["state"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
     f = tr.values[0]["forget"]
     np.testing.assert_allclose(f, 1 / (1 + np.exp(-tr.raw[0]["f_pre"])), rtol=1e-5)
     assert f.shape == (len(tr.text), 2) and np.all((f > 0) & (f < 1))

@@ -104,11 +104,14 @@ class Explorer:
         self.params: dict = {}
         self.figure = None
         self.redraws = 0
+        self.error: Exception | None = None
         self.help = widgets.HTML(help_html(self.title, self.what_to_look_for, classroom))
         self.controls["classroom"].observe(self._on_classroom, names="value")
         rows = [widgets.HBox([self.controls[name] for name in row]) for row in layout_rows + [["classroom"]]]
         active = {k: w for k, w in self.controls.items() if k not in self.passive}
         self.output = widgets.interactive_output(self._render, {**active, "_tick": self._tick})
+        if self.error is not None:  # the first drawing failed: inside a kernel the Output widget would swallow it
+            raise self.error
         self.widget = widgets.VBox([self.help, *rows, self.output])
         self.widget.add_class(self.css_class)
         self.widget.add_class("xlstm-explorer")
@@ -129,12 +132,16 @@ class Explorer:
         if self._hold:
             return
         self.params = params
+        self.error = None
         try:
             self.data = self.compute(**params)
         except ValueError as e:  # a bad input typed into a control: say why instead of a traceback
             self.data = None
             print(f"⚠ {e}")
             return
+        except Exception as e:  # a bug: remembered, so that building the explorer fails loudly (see __init__)
+            self.data, self.error = None, e
+            raise
         self.redraws += 1
         fig = self.draw(self.data, classroom=classroom)
         self.figure = fig

@@ -4,9 +4,11 @@ The text (and a generated continuation) is fed through the model's own recurrent
 time (``XLSTMLM.step``, which a test holds equal to the parallel forward pass). Forward hooks on the blocks'
 projections record the gate inputs, the returned states record the memories:
 
-* mLSTM block: the ``gates`` layer gives ĩ and f̃, one per head (the input gate i = exp(ĩ) and the forget
-  decay f = σ(f̃)); the output gate is swish(z) = z·σ(z) with z from ``proj_up``: we show σ(z), averaged over
-  the head's units; the normalizer is ‖n_t‖·exp(m_t) (true units, eq. 20) from the state.
+* mLSTM block: hooks on ``qk_proj`` and ``v_proj`` give q, k, v; the block's ``gates`` layer applied to
+  [q; k; v] gives ĩ and f̃, one per head (the input gate i = exp(ĩ) and the forget decay f = σ(f̃)); the output
+  gate is swish(z) = z·σ(z) with z the second half of ``proj_up`` applied to the block's LayerNorm output (hook
+  on ``norm``): we show σ(z), averaged over the head's units; the normalizer is ‖n_t‖·exp(m_t) (true units,
+  eq. 20) from the state.
 * sLSTM block: the hooks on ``if_proj`` and ``zo_proj`` give W x_t; the pre-activations add the bias and the
   head's recurrent part, ``pre_g[head j] = W x + b + h_{t-1}[head j] @ R[g, j]`` (eq. 8-14, the cell's own
   convention), with h_{t-1} from the state before the step. Input ĩ, forget σ(f̃), output σ(õ) and the true
@@ -112,7 +114,8 @@ class GateTraces:
     kinds: list
     values: list  # values[b][gate] -> (n_chars, NH)
     num_heads: list
-    raw: list  # raw[b]: mLSTM {"i_pre", "f_pre"} (n_chars, NH); sLSTM {"pre" (n_chars, 4, H), "h" (n_chars, H)}
+    raw: list  # raw[b]: mLSTM {"i_pre", "f_pre" (n_chars, NH), "q", "k", "v" (n_chars, NH, DH), "state" (C, n, m)
+    #            after the last character}; sLSTM {"pre" (n_chars, 4, H), "h" (n_chars, H)}
 
 
 def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperature: float = 0.8,
@@ -135,8 +138,9 @@ def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperat
     hooks = []
     for b, blk in enumerate(blocks):
         if isinstance(blk, MLSTMBlock):
-            hooks.append(blk.gates.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("gates", o)))
-            hooks.append(blk.proj_up.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("up", o)))
+            hooks.append(blk.norm.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("xn", o)))
+            hooks.append(blk.qk_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("qk", o)))
+            hooks.append(blk.v_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("v", o)))
         elif isinstance(blk, SLSTMBlock):
             hooks.append(blk.if_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("if", o)))
             hooks.append(blk.zo_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("zo", o)))
@@ -154,13 +158,19 @@ def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperat
                 prev = state
                 _, state = model.step(torch.tensor([stoi[ch]]), state)
                 for b, blk in enumerate(blocks):
+                    missing = {"mLSTM": ("xn", "qk", "v"), "sLSTM": ("if", "zo")}[kinds[b]]
+                    missing = [k for k in missing if k not in rec[b]]
+                    if missing:
+                        raise RuntimeError(f"block {b} ({kinds[b]}): the hooks saw no {missing}; the block no "
+                                           "longer calls these layers as modules in step()")
                     _record(blk, kinds[b], rec[b], prev[b], state[b], out[b], raw[b])
+                    rec[b].clear()
     finally:
         for h in hooks:
             h.remove()
         model.train(was_training)
     values = [{g: np.stack(v) for g, v in o.items()} for o in out]
-    raw = [{k: np.stack(v) for k, v in r.items()} for r in raw]
+    raw = [{k: (v[-1] if k == "state" else np.stack(v)) for k, v in r.items()} for r in raw]
     heads = [blk.num_heads for blk in blocks]
     return GateTraces(text=text, n_prompt=len(prompt), kinds=kinds, values=values, num_heads=heads, raw=raw)
 
@@ -171,16 +181,19 @@ def _record(blk, kind, rec, prev, new, out, raw):
 
     NH = blk.num_heads
     if kind == "mLSTM":
-        gi, gf = rec["gates"][0].split(NH, dim=-1)  # ĩ, f̃ per head (the block's own split)
+        q, k = rec["qk"][0].unbind(-2)  # qk_proj(x_c) -> [q; k]
+        v = rec["v"][0, 0]  # v_proj(x_m)
+        gi, gf = blk.gates(torch.cat([q, k, v], dim=-1)).split(NH, dim=-1)  # [ĩ; f̃] per head from [q; k; v]
         log_f = F.logsigmoid(gf) if blk.forget_gate == "sigmoid" else gf  # eq. 11
-        z = rec["up"][0, blk.inner:].view(NH, -1)  # proj_up -> [x_m, z]; z per head
+        z = blk.proj_up(rec["xn"][0])[blk.inner:].view(NH, -1)  # proj_up(LayerNorm(x)) -> [x_m, z]; z per head
         _, C, n, m = new
         out["input"].append(gi.numpy())
         out["forget"].append(torch.exp(log_f).numpy())
         out["output"].append(torch.sigmoid(z).mean(-1).numpy())
         out["normalizer"].append((torch.log(n[0].norm(dim=-1)) + m[0]).numpy())  # log(‖n‖·e^m)
-        raw.setdefault("i_pre", []).append(gi.numpy())
-        raw.setdefault("f_pre", []).append(gf.numpy())
+        for key, val in (("i_pre", gi), ("f_pre", gf), ("q", q), ("k", k), ("v", v)):
+            raw.setdefault(key, []).append(val.reshape(NH, -1).squeeze(-1).numpy())
+        raw["state"] = [(C[0].numpy(), n[0].numpy(), m[0].numpy())]  # the last one stays
     else:
         DH = blk.head_dim
         h_prev = prev[1][0].view(NH, DH)  # (buf, h, c, n, m): h_{t-1}
