@@ -103,6 +103,23 @@ def test_comparable_sizes_in_the_real_presets():
     assert max(counts.values()) / min(counts.values()) < 1.5, counts
 
 
+def test_lstm_embedding_reinitialised_as_documented():
+    m = ex.build("lstm", 8, 256, ex.PRESETS["cpu"], 0)
+    assert 0.8 < m.embedding.weight.std().item() < 1.2
+    from dataclasses import replace
+
+    m = ex.build("lstm", 8, 256, replace(ex.PRESETS["cpu"], lstm_embedding_std=None), 0)
+    assert m.embedding.weight.std().item() < 0.05  # the baseline's own nanoGPT-style init
+
+
+def test_format_table():
+    rows = [{"task": "parity", "model": m, "seed": s, "scaled_accuracy": v, "accuracy": (v + 1) / 2, "params": 10}
+            for m, s, v in [("slstm", 0, 1.0), ("slstm", 1, 0.5), ("gpt", 0, 0.0)]]
+    text = ex.format_table(rows)
+    assert "0.75 [0.50,1.00]" in text and "0 = chance" in text
+    assert "fraction right" in ex.format_table(rows, key="accuracy")
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="model"):
         ex.run("formal", models=["rnn"], preset="smoke")

@@ -276,7 +276,8 @@ def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
     models += [m for m in dict.fromkeys(r["model"] for r in results) if m not in models]
     w = max([len("task")] + [len(t) for t in tasks]) + 2
     cw = 17
-    lines = [f"{key} (0 = chance, 1 = perfect; mean over seeds, [min, max] when several)",
+    what = "0 = chance, 1 = perfect" if key == "scaled_accuracy" else "fraction right"
+    lines = [f"{key} ({what}; mean over seeds, [min, max] when several)",
              "task".ljust(w) + "".join(m.rjust(cw) for m in models)]
     for t in tasks:
         cells = []
