@@ -283,7 +283,8 @@ class GateLab(Explorer):
         lay = w.Layout(width="330px")
         cap = self._slider_max(p["dtype"])
         controls = {
-            "preset": w.Dropdown(options=list(PRESETS), value=preset, description="preset", style=st),
+            "preset": w.Dropdown(options=list(PRESETS), value=preset, description="preset", style=st,
+                                 layout=w.Layout(width="260px")),
             "i_write": w.FloatSlider(value=p["i_write"], min=-10, max=cap, step=0.1,
                                      description=f"ĩ at write (t={T_WRITE})", style=st, layout=lay),
             "i_overwrite": w.FloatSlider(value=p["i_overwrite"], min=-10, max=cap, step=0.1,
@@ -296,12 +297,13 @@ class GateLab(Explorer):
                                     style=st, layout=lay),
             "f_rest": w.FloatSlider(value=p["f_rest"], min=-10, max=10, step=0.1, description="f̃ elsewhere",
                                     style=st, layout=lay),
-            "stabilized": w.ToggleButtons(options=[("stabilized", True), ("unstabilized", False)],
-                                          value=p["stabilized"], description="sLSTM",
-                                          style={"description_width": "initial", "button_width": "100px"}),
-            "dtype": w.Dropdown(options=list(DTYPES), value=p["dtype"], description="dtype", style=st),
+            "stabilized": w.Dropdown(options=[("stabilized", True), ("unstabilized", False)],
+                                     value=p["stabilized"], description="sLSTM", style=st,
+                                     layout=w.Layout(width="220px")),
+            "dtype": w.Dropdown(options=list(DTYPES), value=p["dtype"], description="dtype", style=st,
+                                layout=w.Layout(width="180px")),
             "forget_gate": w.Dropdown(options=list(FORGET_GATES), value="sigmoid", description="forget gate",
-                                      style=st),
+                                      style=st, layout=w.Layout(width="220px")),
         }
         controls["preset"].observe(self._on_preset, names="value")
         controls["dtype"].observe(self._on_dtype, names="value")

@@ -162,8 +162,8 @@ class MatrixMemory(Explorer):
         controls = {
             "n_pairs": w.IntSlider(value=n_pairs, min=1, max=64, description="pairs stored", style=st, layout=lay),
             "key_dim": w.IntSlider(value=key_dim, min=2, max=64, description="key dim DK", style=st, layout=lay),
-            "keys": w.ToggleButtons(options=list(KEY_KINDS), value=keys, description="keys",
-                                    style={"description_width": "initial", "button_width": "90px"}),
+            "keys": w.Dropdown(options=list(KEY_KINDS), value=keys, description="keys", style=st,
+                               layout=w.Layout(width="220px")),
             "i_pre": w.FloatSlider(value=0.0, min=-5, max=5, step=0.1, description="input gate ĩ", style=st,
                                    layout=lay),
             "f_pre": w.FloatSlider(value=8.0, min=-2, max=10, step=0.1, description="forget gate f̃", style=st,

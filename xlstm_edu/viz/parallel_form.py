@@ -152,9 +152,9 @@ class ParallelForm(Explorer):
             "t_forget": w.IntSlider(value=min(10, S - 1), min=-1, max=S - 1,
                                     description="forget (f̃ = −4) at t (−1 = none)", style=st, layout=lay),
             "forget_gate": w.Dropdown(options=list(FORGET_GATES), value="sigmoid", description="forget gate",
-                                      style=st),
+                                      style=st, layout=w.Layout(width="220px")),
             "eps": w.Dropdown(options=[("1e-6 (official)", 1e-6), ("0", 0.0)], value=1e-6, description="eps",
-                              style=st),
+                              style=st, layout=w.Layout(width="220px")),
             "seed": w.IntSlider(value=0, min=0, max=20, description="seed (q, k, v)", style=st, layout=lay),
         }
         controls["S"].observe(self._on_S, names="value")

@@ -233,14 +233,11 @@ def trained_model_data(traces: GateTraces, layer: int = 0, head: int = 0,
         raise ValueError(f"head: expected 0..{traces.num_heads[layer] - 1}, got {head!r}")
     check_choice(gate, "gate", list(GATES))
     v = traces.values[layer][GATES[gate]][:, head].astype(np.float64)
-    if GATES[gate] in ("forget", "output"):
-        lo, hi = 0.0, 1.0
-        if GATES[gate] == "forget":  # forget gates live near 1: stretch the range that is used
-            lo = float(min(np.min(v), 0.9))
-    else:
-        lo, hi = float(np.min(v)), float(np.max(v))
-        if hi - lo < 1e-9:
-            lo, hi = lo - 0.5, hi + 0.5
+    # the colour scale spans the values in this text (the colour bar shows it): forget gates, for example, live
+    # between 0.9 and 1 and would all look the same on a 0..1 scale
+    lo, hi = float(np.min(v)), float(np.max(v))
+    if hi - lo < 1e-6:
+        lo, hi = lo - 1e-3, hi + 1e-3
     return TrainedModelData(text=traces.text, n_prompt=traces.n_prompt, values=v, layer=layer, head=head,
                             gate=gate, kind=traces.kinds[layer], vmin=lo, vmax=hi)
 
@@ -261,7 +258,7 @@ def draw_trained_model(d: TrainedModelData, classroom: bool = False, width: int 
     cmap = plt.get_cmap("viridis").with_extremes(bad="white")
     norm = Normalize(d.vmin, d.vmax)
     with figure_style(classroom):
-        fig, ax = plt.subplots(figsize=figsize(12, 0.4 * rows + 1.3, classroom), layout="constrained")
+        fig, ax = plt.subplots(figsize=figsize(12, 0.32 * rows + 1.2, classroom), layout="constrained")
         im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
         fs = 13 if classroom else 9
         for k, ch in enumerate(d.text):
@@ -285,7 +282,8 @@ class TrainedModel(Explorer):
     title = "A trained model: what the gates do while it reads"
     what_to_look_for = [
         "<b>forget gate</b> (the default): where does the memory let go (darker cells)? Look at spaces, "
-        "line ends (↵) and the start of a speaker's name; heads differ: some forget almost never.",
+        "line ends (↵) and the start of a speaker's name; heads differ: some forget almost never. The colour "
+        "scale spans the values in this text: read the colour bar.",
         "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a space.",
         "<b>normalizer</b> (sLSTM, and ‖n‖ for mLSTM): how much has been written, in true units; it grows, and drops "
         "where the forget gate closes.",
