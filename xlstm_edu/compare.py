@@ -6,10 +6,12 @@
 
 For each model (sizes from ``xlstm_edu.presets``, same data, same seed, same trainer):
 
-1. a short calibration (a few training steps) estimates seconds per step, so that the learning-rate schedule
-   (warm-up + cosine) is planned to end when the budget does: ``max_iters = budget / seconds_per_step``;
-2. the run trains until the budget of *training* time is spent (evaluations are not counted) or the schedule
-   ends, evaluating every ``eval_interval`` steps on the held-out plays;
+1. a short calibration (a few training steps) estimates seconds per step; the run may take up to
+   ``max_iters = 1.5 * budget / seconds_per_step`` steps;
+2. the run trains until the budget of *training* time is spent (evaluations are not counted), evaluating every
+   ``eval_interval`` steps on the held-out plays. With a budget the trainer runs the learning-rate schedule
+   (warm-up + cosine) on ``max(step, max_iters * time / budget)``: it ends with the budget even when the shared
+   machine runs slower than the calibration said, so no model is cut off at a high learning rate;
 3. a sample of 300 characters after the prompt ``ROMEO:`` is drawn with the recurrent ``step``.
 
 Outputs in ``--out``: ``results.md`` (the table, the command, the samples), ``results.json``, ``loss_curves.png``
@@ -127,13 +129,13 @@ def main(argv=None) -> int:
     for kind in args.models:
         cfg0 = TrainConfig(**base)
         spt = _calibrate(kind, preset, corpus, cfg0)
-        max_iters = max(cfg0.warmup_iters + 10, int(args.budget_s / spt))
+        max_iters = max(cfg0.warmup_iters + 10, int(1.5 * args.budget_s / spt))
         cfg = TrainConfig(**{**base, "max_iters": max_iters, "time_budget_s": args.budget_s,
                              "eval_interval": max(10, max_iters // 12)})
         torch.manual_seed(cfg.seed)
         model = build_model(kind, corpus.vocab_size, cfg.context_length, **preset["models"][kind])
         gb = make_get_batch(corpus, cfg.context_length, cfg.batch_size, seed=cfg.seed)
-        print(f"== {LABELS[kind]}: {model.num_params():,} parameters, ~{spt:.3f} s/step -> planned {max_iters} "
+        print(f"== {LABELS[kind]}: {model.num_params():,} parameters, ~{spt:.3f} s/step -> at most {max_iters} "
               f"steps in {args.budget_s:.0f} s", flush=True)
         meta = {"kind": kind, "preset": args.preset, "model_config": dataclasses.asdict(model.cfg),
                 "corpus": args.corpus, "chars": corpus.chars}

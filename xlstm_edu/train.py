@@ -96,7 +96,8 @@ class TrainConfig:
     seed: int = 1337
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     dtype: str = "auto"  # auto (bf16 autocast on CUDA, float32 elsewhere) | float32 | bfloat16
-    time_budget_s: float | None = None  # stop when training time (evaluations excluded) reaches this
+    time_budget_s: float | None = None  # stop when training time (evaluations excluded) reaches this; the
+    # schedule then runs on max(step, max_iters * time / budget), so it ends with the budget (not bit-exact)
     # used by the command line to build the data (train() takes whatever get_batch returns)
     batch_size: int = 32
     context_length: int = 128
@@ -281,6 +282,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
 
     t_start = time.perf_counter()
     window_tokens, window_time = 0, 0.0
+    last_lr = lr_at(max(step - 1, 0), cfg)  # the learning rate of the last step taken (for the records)
 
     def do_eval():
         nonlocal window_tokens, window_time
@@ -295,7 +297,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
             with torch.no_grad(), autocast:
                 rec.update(eval_fn(raw_model, step))
             raw_model.train()
-        rec["lr"] = lr_at(max(step - 1, 0), cfg)
+        rec["lr"] = last_lr
         rec["tokens_per_s"] = window_tokens * world / window_time if window_time > 0 else None
         rec["train_time_s"] = train_time
         rec["elapsed_s"] = elapsed0 + time.perf_counter() - t_start
@@ -329,6 +331,13 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if cfg.time_budget_s is not None:
+            # a wall-clock budget: the schedule follows steps or time, whichever is further along, so that the
+            # cosine ends when the budget does even if the machine runs slower than planned
+            s_eff = max(step, int(cfg.max_iters * train_time / cfg.time_budget_s))
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(s_eff, cfg)
+        last_lr = optimizer.param_groups[0]["lr"]
         optimizer.step()
         scheduler.step()
         loss_value = loss.item()  # also synchronises CUDA, so the timing below is honest
