@@ -27,6 +27,12 @@ class Verdict:
     max_abs_diff: float
     max_rel_err: float
     message: str
+    printed: bool = False  # set when the checker already printed the message
+
+    def _ipython_display_(self):
+        # a cell ending in check(...) would otherwise show the verdict twice: printed, then as Out[..]
+        if not self.printed:
+            print(self.message)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +89,7 @@ def check(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8, h
                                 f"❌ {name}: wrong (max abs diff {mad:.3g}{where}){hint_txt}")
     if not quiet:
         print(v.message)
+        v.printed = True
     return v
 
 
@@ -112,4 +119,5 @@ def check_gradient(name: str, f, x, analytic, *, tol: float = 1e-6, h: float = 1
                             f"❌ {name}: gradient is off (relative error {err:.2g} > {tol:g}){hint_txt}")
     if not quiet:
         print(v.message)
+        v.printed = True
     return v
