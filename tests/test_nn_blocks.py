@@ -53,9 +53,9 @@ def test_step_generation_equals_full_forward(slstm_at, forget_gate):
     model = randomize(XLSTMLM(tiny(slstm_at=slstm_at, forget_gate=forget_gate)).double(), std=0.2)
     if forget_gate == "exp":  # keep exp forget gates below 1 so activations stay tame
         for blk in model.blocks:
-            if hasattr(blk, "gates"):
+            if hasattr(blk, "gate_bias"):
                 with torch.no_grad():
-                    blk.gates.bias[blk.num_heads:] = -0.5
+                    blk.gate_bias[blk.num_heads:] = -0.5
     model.eval()
     idx = torch.randint(0, 11, (3, 14))  # 14 = 3 chunks of 4 + a shorter one
     full = model(idx)

@@ -153,7 +153,9 @@ class MLSTMBlock(nn.Module):
         nb = inner // cfg.qkv_proj_blocksize
         self.qk_proj = HeadwiseLinear(inner, nb, num_outputs=2)  # q, k from x_c (blocks of 4)
         self.v_proj = HeadwiseLinear(inner, nb, num_outputs=1)  # v from x_m
-        self.gates = nn.Linear(3 * inner, 2 * NH)  # [ĩ; f̃] per head from [q; k; v]
+        # [ĩ; f̃], one scalar per head, from [q; k; v]: W = [W_q | W_k | W_v] kept as three contiguous matrices
+        self.gate_weight = nn.Parameter(torch.zeros(3, 2 * NH, inner))  # gate weights 0
+        self.gate_bias = nn.Parameter(torch.zeros(2 * NH))
         self.outnorm = MultiHeadNorm(NH, self.head_dim)
         self.skip = nn.Parameter(torch.ones(inner))  # learnable skip s ⊙ x_c
         self.proj_down = nn.Linear(inner, E, bias=False)
@@ -164,9 +166,8 @@ class MLSTMBlock(nn.Module):
         small_init_(self.v_proj.weight, E)
         wang_init_(self.proj_down.weight, E, cfg.num_blocks)
         with torch.no_grad():
-            nn.init.zeros_(self.gates.weight)  # gate weights 0
-            nn.init.normal_(self.gates.bias[:NH], 0.0, 0.1)  # input-gate bias N(0, 0.1)
-            self.gates.bias[NH:] = torch.linspace(3.0, 6.0, NH)  # forget-gate bias linspace(3, 6) over heads
+            nn.init.normal_(self.gate_bias[:NH], 0.0, 0.1)  # input-gate bias N(0, 0.1)
+            self.gate_bias[NH:] = torch.linspace(3.0, 6.0, NH)  # forget-gate bias linspace(3, 6) over heads
 
     def _pre(self, x):
         xn = self.norm(x)
@@ -177,8 +178,8 @@ class MLSTMBlock(nn.Module):
         q, k = self.qk_proj.outputs(x_c)  # block-diagonal projections (blocks of 4) of the conv branch
         (v,) = self.v_proj.outputs(x_m)
         # gates from [q; k; v], one scalar per head: W [q; k; v] = W_q q + W_k k + W_v v (no concat built)
-        Wq, Wk, Wv = self.gates.weight.split(self.inner, dim=-1)
-        pre = F.linear(q, Wq, self.gates.bias) + F.linear(k, Wk) + F.linear(v, Wv)
+        Wq, Wk, Wv = self.gate_weight  # (slices of a contiguous weight would make the backward 3x slower)
+        pre = F.linear(q, Wq, self.gate_bias) + F.linear(k, Wk) + F.linear(v, Wv)
         gi, gf = pre.split(self.num_heads, dim=-1)
         return q, k, v, gi, gf
 
