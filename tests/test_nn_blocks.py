@@ -172,3 +172,17 @@ def test_training_step_reduces_loss():
     assert losses[-1] < losses[0] - 0.3
     for p in model.parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_bf16_autocast_runs_cells_in_float32():
+    """Under bf16 autocast (the trainer's GPU setting) the cells still run in float32: the logits stay close to the
+    float32 model's and every gradient is finite."""
+    torch.manual_seed(0)
+    model = XLSTMLM(tiny(slstm_at=(1,)))
+    idx = torch.randint(0, 11, (2, 20))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(idx)
+    out.float().logsumexp(-1).mean().backward()
+    assert out.dtype == torch.bfloat16
+    assert torch.allclose(out.float(), model(idx), atol=0.1)
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())

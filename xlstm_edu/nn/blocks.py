@@ -28,6 +28,16 @@ __all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GatedFFN", "MLSTM
            "round_up", "small_init_", "wang_init_"]
 
 
+def _full(*ts):
+    """Cells run in at least float32 (under bf16/fp16 autocast, too): their exp/log/cumsum gate arithmetic and
+    recurrent states need the precision, like the official kernels' float32 casts."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in ts]
+
+
+def _no_autocast(x):
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def round_up(x: float, multiple: int = 64) -> int:
     """The official up-projection size: ``ceil(x / multiple) * multiple``."""
     return int(math.ceil(x / multiple) * multiple)
@@ -58,7 +68,8 @@ class CausalConv1d(nn.Module):
         # (B, S, D) seen as a 2-D image (B, D, 1, S) in channels-last memory: no transposed copies of x or y
         K = self.kernel_size
         x4 = F.pad(x.transpose(1, 2).unsqueeze(2), (K - 1, 0))  # zeros before t = 0: causal
-        y = F.conv2d(x4, self.conv.weight.unsqueeze(2), self.conv.bias, groups=self.dim)
+        w, b = self.conv.weight.to(x.dtype), self.conv.bias.to(x.dtype)  # (autocast does not cover CPU convs)
+        y = F.conv2d(x4, w.unsqueeze(2), b, groups=self.dim)
         return y.squeeze(2).transpose(1, 2)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
@@ -93,10 +104,10 @@ class HeadwiseLinear(nn.Module):
         twice as fast as ``torch.einsum("nhd,ghod->ngho", ...)`` (no permuted copies); the result is the same."""
         D, bs = x.shape[-1], x.shape[-1] // self.num_blocks
         if x.dim() != 3:  # (..., D): one step of generation and the like -- plain einsum
-            y = torch.einsum("nhd,ghod->gnho", x.reshape(-1, self.num_blocks, bs), self.weight)
+            y = torch.einsum("nhd,ghod->gnho", x.reshape(-1, self.num_blocks, bs), self.weight.to(x.dtype))
             return [t.reshape(x.shape) for t in y]
         x4 = x.transpose(1, 2).unsqueeze(2)  # (B, S, D) as (B, D, 1, S) in channels-last memory
-        return [F.conv2d(x4, w.reshape(D, bs, 1, 1), groups=self.num_blocks).squeeze(2).transpose(1, 2)
+        return [F.conv2d(x4, w.to(x.dtype).reshape(D, bs, 1, 1), groups=self.num_blocks).squeeze(2).transpose(1, 2)
                 for w in self.weight]
 
     def forward(self, x):
@@ -195,8 +206,10 @@ class MLSTMBlock(nn.Module):
         x_c = F.silu(self.conv(x_m))  # swish(conv4(x_m))
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
         heads = lambda t: t.view(B, S, NH, DH).transpose(1, 2)  # noqa: E731  (B, NH, S, DH)
-        h, _ = mlstm_chunkwise(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2),
-                               chunk_size=self.chunk_size, forget_gate=self.forget_gate)
+        with _no_autocast(x):
+            h, _ = mlstm_chunkwise(*_full(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2)),
+                                   chunk_size=self.chunk_size, forget_gate=self.forget_gate)
+        h = h.to(x_c.dtype)
         return self._post(x, h.transpose(1, 2), x_c, z)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
@@ -217,7 +230,10 @@ class MLSTMBlock(nn.Module):
         x_c = F.silu(x_c)
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
         heads = lambda t: t.view(B, self.num_heads, self.head_dim)  # noqa: E731
-        h, (C, n, m) = mlstm_step(heads(q), heads(k), heads(v), gi, gf, (C, n, m), forget_gate=self.forget_gate)
+        with _no_autocast(x_t):
+            h, (C, n, m) = mlstm_step(*_full(heads(q), heads(k), heads(v), gi, gf), (C, n, m),
+                                      forget_gate=self.forget_gate)
+        h = h.to(x_c.dtype)
         return self._post(x_t, h, x_c, z), (buf, C, n, m)
 
 
@@ -260,7 +276,9 @@ class SLSTMBlock(nn.Module):
     def forward(self, x):
         xn = self.norm(x)
         x_c = F.silu(self.conv(xn)) if self.conv is not None else xn
-        h, _ = slstm_recurrent(self._wx(xn, x_c), self.R, self.b, forget_gate=self.forget_gate)
+        with _no_autocast(x):
+            h, _ = slstm_recurrent(*_full(self._wx(xn, x_c), self.R, self.b), forget_gate=self.forget_gate)
+        h = h.to(xn.dtype)
         return self._post(x, h)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
@@ -278,5 +296,7 @@ class SLSTMBlock(nn.Module):
             x_c = F.silu(x_c)
         else:
             x_c = xn
-        h, cell = slstm_step(self._wx(xn, x_c), self.R, self.b, tuple(cell), forget_gate=self.forget_gate)
+        with _no_autocast(x_t):
+            h, cell = slstm_step(*_full(self._wx(xn, x_c), self.R, self.b), tuple(cell), forget_gate=self.forget_gate)
+        h = h.to(xn.dtype)
         return self._post(x_t, h), (buf, *cell)
