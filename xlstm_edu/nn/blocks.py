@@ -96,6 +96,7 @@ class HeadwiseLinear(nn.Module):
         self.dim, self.num_blocks, self.num_outputs = dim, num_blocks, num_outputs
         bs = dim // num_blocks
         self.weight = nn.Parameter(torch.empty(num_outputs, num_blocks, bs, bs))
+        nn.init.normal_(self.weight, 0.0, math.sqrt(2 / (5 * bs)))  # the official default; blocks re-init it
 
     def outputs(self, x):
         """The G projections of x (..., D) as a list of G contiguous tensors (..., D).
