@@ -53,9 +53,9 @@ def test_step_generation_equals_full_forward(slstm_at, forget_gate):
     model = randomize(XLSTMLM(tiny(slstm_at=slstm_at, forget_gate=forget_gate)).double(), std=0.2)
     if forget_gate == "exp":  # keep exp forget gates below 1 so activations stay tame
         for blk in model.blocks:
-            if hasattr(blk, "gate_bias"):
+            if hasattr(blk, "gates"):
                 with torch.no_grad():
-                    blk.gate_bias[blk.num_heads:] = -0.5
+                    blk.gates.bias[blk.num_heads:] = -0.5
     model.eval()
     idx = torch.randint(0, 11, (3, 14))  # 14 = 3 chunks of 4 + a shorter one
     full = model(idx)
@@ -172,6 +172,15 @@ def test_training_step_reduces_loss():
     assert losses[-1] < losses[0] - 0.3
     for p in model.parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all()
+
+
+def test_gate_projection_split_equals_concat():
+    from xlstm_edu.nn.blocks import GateProjection
+
+    g = GateProjection(inner=8, num_heads=2).double()
+    torch.nn.init.normal_(g.weight)
+    q, k, v = (torch.randn(3, 5, 8, dtype=torch.float64) for _ in range(3))
+    assert torch.allclose(g.apply_split(q, k, v), g(torch.cat([q, k, v], dim=-1)), rtol=1e-12, atol=1e-12)
 
 
 def test_bf16_autocast_runs_cells_in_float32():

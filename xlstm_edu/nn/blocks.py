@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_step
 from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
 
-__all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GatedFFN", "MLSTMBlock", "SLSTMBlock",
-           "round_up", "small_init_", "wang_init_"]
+__all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GateProjection", "GatedFFN", "MLSTMBlock",
+           "SLSTMBlock", "round_up", "small_init_", "wang_init_"]
 
 
 def _full(*ts):
@@ -131,6 +131,31 @@ class MultiHeadNorm(nn.Module):
         return y.flatten(-2) * self.weight
 
 
+class GateProjection(nn.Module):
+    """The mLSTM input and forget gates, one scalar per head each, from [q; k; v] (SPEC.md §3): ``gates(qkv)``
+    maps (..., 3·inner) → (..., 2·NH) = [ĩ; f̃]. The weight is kept as three contiguous matrices (3, 2·NH, inner)
+    for [q | k | v], so that the block can apply them without building the concatenation (slices of one
+    (2·NH, 3·inner) matrix would make the backward pass about 3x slower on a CPU). Init: weights 0, input-gate
+    bias N(0, 0.1), forget-gate bias linspace(3, 6) over heads (official)."""
+
+    def __init__(self, inner: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.weight = nn.Parameter(torch.zeros(3, 2 * num_heads, inner))
+        self.bias = nn.Parameter(torch.zeros(2 * num_heads))
+        with torch.no_grad():
+            nn.init.normal_(self.bias[:num_heads], 0.0, 0.1)
+            self.bias[num_heads:] = torch.linspace(3.0, 6.0, num_heads)
+
+    def forward(self, qkv):
+        return F.linear(qkv, self.weight.permute(1, 0, 2).reshape(2 * self.num_heads, -1), self.bias)
+
+    def apply_split(self, q, k, v):
+        """The same as ``forward(cat([q, k, v]))`` without the concatenation: W_q q + W_k k + W_v v + b."""
+        Wq, Wk, Wv = self.weight
+        return F.linear(q, Wq, self.bias) + F.linear(k, Wk) + F.linear(v, Wv)
+
+
 class GatedFFN(nn.Module):
     """Gated MLP of the sLSTM block: down(GeLU(gate) ⊙ up), up-projection 1.3·E rounded up to 64 (no biases)."""
 
@@ -165,9 +190,7 @@ class MLSTMBlock(nn.Module):
         nb = inner // cfg.qkv_proj_blocksize
         self.qk_proj = HeadwiseLinear(inner, nb, num_outputs=2)  # q, k from x_c (blocks of 4)
         self.v_proj = HeadwiseLinear(inner, nb, num_outputs=1)  # v from x_m
-        # [ĩ; f̃], one scalar per head, from [q; k; v]: W = [W_q | W_k | W_v] kept as three contiguous matrices
-        self.gate_weight = nn.Parameter(torch.zeros(3, 2 * NH, inner))  # gate weights 0
-        self.gate_bias = nn.Parameter(torch.zeros(2 * NH))
+        self.gates = GateProjection(inner, NH)  # [ĩ; f̃], one scalar per head, from [q; k; v]
         self.outnorm = MultiHeadNorm(NH, self.head_dim)
         self.skip = nn.Parameter(torch.ones(inner))  # learnable skip s ⊙ x_c
         self.proj_down = nn.Linear(inner, E, bias=False)
@@ -177,22 +200,20 @@ class MLSTMBlock(nn.Module):
         small_init_(self.qk_proj.weight, E)
         small_init_(self.v_proj.weight, E)
         wang_init_(self.proj_down.weight, E, cfg.num_blocks)
-        with torch.no_grad():
-            nn.init.normal_(self.gate_bias[:NH], 0.0, 0.1)  # input-gate bias N(0, 0.1)
-            self.gate_bias[NH:] = torch.linspace(3.0, 6.0, NH)  # forget-gate bias linspace(3, 6) over heads
 
     def _pre(self, x):
         xn = self.norm(x)
         W = self.proj_up.weight  # (2·inner, E): two products, so that x_m and z come out contiguous
         return F.linear(xn, W[: self.inner]), F.linear(xn, W[self.inner:])
 
-    def _qkvif(self, x_m, x_c):
-        q, k = self.qk_proj.outputs(x_c)  # block-diagonal projections (blocks of 4) of the conv branch
-        (v,) = self.v_proj.outputs(x_m)
-        # gates from [q; k; v], one scalar per head: W [q; k; v] = W_q q + W_k k + W_v v (no concat built)
-        Wq, Wk, Wv = self.gate_weight  # (slices of a contiguous weight would make the backward 3x slower)
-        pre = F.linear(q, Wq, self.gate_bias) + F.linear(k, Wk) + F.linear(v, Wv)
-        gi, gf = pre.split(self.num_heads, dim=-1)
+    def _qkvif(self, x_m, x_c, step: bool = False):
+        if step:  # one token: call the projections as modules (forward hooks, e.g. the gate explorer, see them)
+            q, k = self.qk_proj(x_c).unbind(-2)
+            v = self.v_proj(x_m)[..., 0, :]
+        else:
+            q, k = self.qk_proj.outputs(x_c)  # block-diagonal projections (blocks of 4) of the conv branch
+            (v,) = self.v_proj.outputs(x_m)
+        gi, gf = self.gates.apply_split(q, k, v).split(self.num_heads, dim=-1)  # one scalar per head
         return q, k, v, gi, gf
 
     def _post(self, x, h, x_c, z):
@@ -229,7 +250,7 @@ class MLSTMBlock(nn.Module):
         x_m, z = self._pre(x_t)
         x_c, buf = self.conv.step(x_m, buf)
         x_c = F.silu(x_c)
-        q, k, v, gi, gf = self._qkvif(x_m, x_c)
+        q, k, v, gi, gf = self._qkvif(x_m, x_c, step=True)
         heads = lambda t: t.view(B, self.num_heads, self.head_dim)  # noqa: E731
         with _no_autocast(x_t):
             h, (C, n, m) = mlstm_step(*_full(heads(q), heads(k), heads(v), gi, gf), (C, n, m),
@@ -266,8 +287,10 @@ class SLSTMBlock(nn.Module):
             pos = torch.arange(DH) / max(DH - 1, 1)
             self.b[1] = (-(-5.0 + 12.0 * pos ** (0.3 + 1.3 * ratio))).repeat(NH)
 
-    def _wx(self, x, x_c):
+    def _wx(self, x, x_c, step: bool = False):
         # (..., 4, E) in gate order (i, f, z, o): i, f from the conv branch, z, o from the block input
+        if step:  # one token: call the projections as modules (forward hooks see them)
+            return torch.cat([self.if_proj(x_c), self.zo_proj(x)], dim=-2)
         return torch.stack(self.if_proj.outputs(x_c) + self.zo_proj.outputs(x), dim=-2)
 
     def _post(self, x, h):
@@ -298,6 +321,7 @@ class SLSTMBlock(nn.Module):
         else:
             x_c = xn
         with _no_autocast(x_t):
-            h, cell = slstm_step(*_full(self._wx(xn, x_c), self.R, self.b), tuple(cell), forget_gate=self.forget_gate)
+            h, cell = slstm_step(*_full(self._wx(xn, x_c, step=True), self.R, self.b), tuple(cell),
+                                 forget_gate=self.forget_gate)
         h = h.to(xn.dtype)
         return self._post(x_t, h), (buf, *cell)
