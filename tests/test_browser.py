@@ -74,6 +74,10 @@ def _write_settings(settings_dir: Path) -> None:
 @pytest.fixture
 def jupyterlab(tmp_path):
     """A JupyterLab server on loopback serving a temp folder with a copy of the notebook; stopped afterwards."""
+    # skip before starting anything when the browser side is missing
+    if _chromium_path() is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
     pytest.importorskip("jupyterlab", reason="jupyterlab is not installed")
     work = tmp_path / "work"
     work.mkdir()
@@ -135,10 +139,9 @@ def _wait_idle(page, status, timeout_s: float = 60.0) -> None:
 
 
 def test_gate_explorer_slider_redraws_figure(jupyterlab):
+    from playwright import sync_api
+
     chromium = _chromium_path()
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright python package is not installed")
     SHOTS.mkdir(exist_ok=True)
 
     with sync_api.sync_playwright() as p:
