@@ -183,6 +183,17 @@ def test_gate_projection_split_equals_concat():
     assert torch.allclose(g.apply_split(q, k, v), g(torch.cat([q, k, v], dim=-1)), rtol=1e-12, atol=1e-12)
 
 
+def test_gate_projection_loads_the_older_linear_layout():
+    from xlstm_edu.nn.blocks import GateProjection
+
+    g = GateProjection(inner=8, num_heads=2).double()
+    torch.nn.init.normal_(g.weight)
+    old = torch.nn.Linear(24, 4).double()  # how the gates were stored before: Linear(3·inner, 2·NH)
+    g.load_state_dict(old.state_dict())
+    qkv = torch.randn(5, 24, dtype=torch.float64)
+    assert torch.allclose(g(qkv), old(qkv), rtol=1e-12, atol=1e-12)
+
+
 def test_bf16_autocast_runs_cells_in_float32():
     """Under bf16 autocast (the trainer's GPU setting) the cells still run in float32: the logits stay close to the
     float32 model's and every gradient is finite."""

@@ -150,6 +150,13 @@ class GateProjection(nn.Module):
     def forward(self, qkv):
         return F.linear(qkv, self.weight.permute(1, 0, 2).reshape(2 * self.num_heads, -1), self.bias)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before this layout kept one nn.Linear weight (2·NH, 3·inner): convert it
+        w = state_dict.get(prefix + "weight")
+        if w is not None and w.dim() == 2 and w.shape[1] == 3 * self.weight.shape[2]:
+            state_dict[prefix + "weight"] = w.reshape(w.shape[0], 3, -1).permute(1, 0, 2).contiguous()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def apply_split(self, q, k, v):
         """The same as ``forward(cat([q, k, v]))`` without the concatenation: W_q q + W_k k + W_v v + b."""
         Wq, Wk, Wv = self.weight

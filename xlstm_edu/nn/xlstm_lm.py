@@ -49,7 +49,8 @@ class XLSTMConfig:
                 raise ValueError(f"XLSTMConfig.{name}: expected an integer >= 1, got {v!r}")
         if isinstance(self.conv1d_kernel_size, bool) or not isinstance(self.conv1d_kernel_size, int) \
                 or self.conv1d_kernel_size < 0:
-            raise ValueError(f"XLSTMConfig.conv1d_kernel_size: expected an integer >= 0, got {self.conv1d_kernel_size!r}")
+            raise ValueError(f"XLSTMConfig.conv1d_kernel_size: expected an integer >= 0, "
+                             f"got {self.conv1d_kernel_size!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"XLSTMConfig.dropout: expected a value in [0, 1), got {self.dropout!r}")
         if self.forget_gate not in ("sigmoid", "exp"):
