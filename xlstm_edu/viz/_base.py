@@ -8,8 +8,9 @@ An explorer is three separate pieces, so that the numbers behind every picture c
   every change recomputes the data (kept in ``explorer.data``), draws the figure and shows it in an Output
   widget that is cleared with ``clear_output(wait=True)`` first (that is what ``interactive_output`` does).
 
-This works with matplotlib's inline backend in JupyterLab 4, Jupyter Notebook 7 and Colab, with no extension to
-build: the figure is a plain PNG inside the output widget.
+It needs only ipywidgets 8 and matplotlib's inline backend, which JupyterLab 4, Jupyter Notebook 7 and Colab render
+with no extension to build: the figure is a plain PNG inside the output widget (tests/test_browser.py checks it in
+JupyterLab 4 with headless Chromium).
 """
 
 from __future__ import annotations
