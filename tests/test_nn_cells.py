@@ -214,6 +214,8 @@ def test_mlstm_bad_input_raises_value_error():
         mlstm_parallel(q, k, v, i, f, eps=-1.0)
     with pytest.raises(ValueError, match="q"):
         mlstm_parallel(q.long(), k, v, i, f)
+    with pytest.raises(ValueError, match="S >= 1"):
+        mlstm_chunkwise(q[..., :0, :], k[..., :0, :], v[..., :0, :], i[..., :0], f[..., :0])
 
 
 # ============================================================================================== sLSTM

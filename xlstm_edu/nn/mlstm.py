@@ -44,6 +44,8 @@ def _check_qkvif(q, k, v, i_pre, f_pre, forget_gate, eps, *, time_axis=True):
     check_tensor(v, "v", nd, lay_v)
     check_tensor(i_pre, "i_pre", nd - 1, lay_g)
     check_tensor(f_pre, "f_pre", nd - 1, lay_g)
+    if time_axis and q.shape[-2] < 1:
+        raise ValueError(f"q: expected shape {lay_qk} with at least one time step S >= 1, got {tuple(q.shape)}")
     check_same({"q": q, "k": k, "v": v, "i_pre": i_pre, "f_pre": f_pre})
     check_shape(k, "k", q.shape, f"{lay_qk} like q")
     lead = q.shape[:-1]  # (..., S) or (...)
@@ -143,8 +145,6 @@ def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps: float = 1e-6, forget
         h, state = _step(q[..., t, :], k[..., t, :], v[..., t, :], i_pre[..., t], f_pre[..., t], state, eps,
                          forget_gate)
         hs.append(h)
-    if not hs:
-        return q.new_zeros(*q.shape[:-1], DV), state
     return torch.stack(hs, dim=-2), state
 
 
@@ -164,7 +164,7 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
         state = mlstm_zero_state(q.shape[:-2], DK, DV, dtype=q.dtype, device=q.device)
     log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
     q = q * (DK**-0.5)  # q̂
-    L = min(L, S) if S > 0 else 1
+    L = min(L, S)
     S_full = (S // L) * L
     outs = []
     if S_full:
@@ -175,8 +175,6 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
         h, state = _chunks(q[..., S_full:, :], k[..., S_full:, :], v[..., S_full:, :], i_pre[..., S_full:],
                            log_f[..., S_full:], S - S_full, state, eps)
         outs.append(h)
-    if not outs:
-        return q.new_zeros(*q.shape[:-1], DV), state
     return (outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2)), state
 
 
