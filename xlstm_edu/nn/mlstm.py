@@ -163,7 +163,6 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
     if state is None:
         state = mlstm_zero_state(q.shape[:-2], DK, DV, dtype=q.dtype, device=q.device)
     log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
-    q = q * (DK**-0.5)  # q̂
     L = min(L, S)
     S_full = (S // L) * L
     outs = []
@@ -179,7 +178,7 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
 
 
 def _chunks(q, k, v, i_pre, log_f, L, state, eps):
-    """Chunkwise form for S = NC·L; q is already scaled by 1/√DK.
+    """Chunkwise form for S = NC·L. The scale 1/√DK of q is folded into the decay weights (saves a pass over q).
 
     Two tricks keep the number of passes over the (L, L) matrices small (they dominate the cost on a CPU):
     the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so [C | n] = Σ w k [v | 1]ᵀ),
@@ -214,11 +213,11 @@ def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     # 2) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
     w = i_pre - b  # log D_ts = b_t + w_s for s <= t
     m_t = torch.maximum(b + m_in[..., None], b + torch.cummax(w, dim=-1).values)  # = the recurrent m_t (eq. 15)
-    u = b - m_t
+    u = b - m_t - 0.5 * math.log(DK)  # (- log √DK: the scale of q̂ = q/√DK, applied through the weights)
     causal = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
-    D = torch.exp(torch.where(causal, u[..., :, None] + w[..., None, :], -math.inf))  # D' (eq. 77)
-    Sm = (q @ k.transpose(-2, -1)) * D  # (..., NC, L, L)
-    q_in = q * torch.exp(u + m_in[..., None])[..., None]  # the incoming state's weight at step t
+    D = (u[..., :, None] + w[..., None, :]).masked_fill_(~causal, -math.inf).exp_()  # D'/√DK (eq. 77)
+    Sm = (q @ k.transpose(-2, -1)) * D  # (..., NC, L, L) = (q̂ kᵀ) ⊙ D'
+    q_in = q * torch.exp(u + m_in[..., None])[..., None]  # q̂ times the incoming state's weight at step t
     num = q_in @ C_in + Sm @ v  # (..., NC, L, DV+1): [q̂ᵀC_t | q̂ᵀn_t]
     num, den = num.split([DV, 1], dim=-1)  # (split, not slicing: its backward is one concat, no zero-filling)
     h = num / (torch.maximum(den.abs(), torch.exp(-m_t)[..., None]) + eps)  # eq. 21
