@@ -214,8 +214,8 @@ def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     w = i_pre - b  # log D_ts = b_t + w_s for s <= t
     m_t = torch.maximum(b + m_in[..., None], b + torch.cummax(w, dim=-1).values)  # = the recurrent m_t (eq. 15)
     u = b - m_t - 0.5 * math.log(DK)  # (- log √DK: the scale of q̂ = q/√DK, applied through the weights)
-    causal = torch.ones(L, L, dtype=torch.bool, device=q.device).tril()
-    D = (u[..., :, None] + w[..., None, :]).masked_fill_(~causal, -math.inf).exp_()  # D'/√DK (eq. 77)
+    future = torch.full((L, L), -math.inf, dtype=q.dtype, device=q.device).triu(1)  # -inf above the diagonal
+    D = (u[..., :, None] + w[..., None, :]).add_(future).exp_()  # D'/√DK (eq. 77), causal
     Sm = (q @ k.transpose(-2, -1)) * D  # (..., NC, L, L) = (q̂ kᵀ) ⊙ D'
     q_in = q * torch.exp(u + m_in[..., None])[..., None]  # q̂ times the incoming state's weight at step t
     num = q_in @ C_in + Sm @ v  # (..., NC, L, DV+1): [q̂ᵀC_t | q̂ᵀn_t]
