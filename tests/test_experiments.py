@@ -89,7 +89,7 @@ def test_runner_smoke_writes_json_for_all_models(tmp_path, capsys):
     assert {r["model"] for r in rows} == set(ex.MODEL_KINDS)
     assert {r["task"] for r in rows} == {"parity", "mqar_32_4"}
     for r in rows:
-        for key in ("task", "model", "seed", "accuracy", "scaled_accuracy", "chance", "params"):
+        for key in ("task", "model", "seed", "accuracy", "scaled_accuracy", "chance", "params", "code_version"):
             assert key in r
         assert 0 <= r["accuracy"] <= 1
         assert np.isclose(r["scaled_accuracy"], (r["accuracy"] - r["chance"]) / (1 - r["chance"]))

@@ -268,6 +268,23 @@ def run_mqar_one(setting, kind: str, seed: int, preset: Preset) -> dict:
             "train_s": round(train_s, 2), "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
 
 
+def code_version() -> str | None:
+    """``git describe``-style id of the package code the results come from: the commit, plus ``-dirty`` when
+    ``xlstm_edu/`` has uncommitted changes (results of small models depend on every detail of the code, even
+    on the order in which weights are drawn). None outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "xlstm_edu"], cwd=root, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
+
+
 def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
     """Rows = tasks, columns = models; each cell the mean of ``key`` over seeds (and the range when > 1 seed).
     A last row gives each model's parameter count."""
@@ -329,8 +346,10 @@ def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seed
     if path:
         path.parent.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
+    version = code_version()
     for i, (exp, what, m, s) in enumerate(jobs, 1):
         r = run_formal_one(what, m, s, p) if exp == "formal" else run_mqar_one(what, m, s, p)
+        r["code_version"] = version
         results.append(r)
         if verbose:
             print(f"[{i}/{len(jobs)}] {r['task']:>17s} {m:>6s} seed {s}: accuracy {r['accuracy']:.3f}, scaled "
