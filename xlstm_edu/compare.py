@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     base = dict(preset["train"], batch_size=preset["batch_size"], context_length=preset["context_length"],
                 device=args.device)
     results = {}
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     for kind in args.models:
         cfg0 = TrainConfig(**base)
         spt = _calibrate(kind, preset, corpus, cfg0)
@@ -148,6 +149,9 @@ def main(argv=None) -> int:
     threads = os.environ.get("OMP_NUM_THREADS", "unset")
     machine = (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, torch threads "
                f"{torch.get_num_threads()} (OMP_NUM_THREADS={threads}), device {args.device}")
+    if load_start is not None:  # a shared machine: other jobs slow every model down, not equally over time
+        machine += (f"; load average (1/5/15 min) {'/'.join(f'{x:.1f}' for x in load_start)} at the start, "
+                    f"{'/'.join(f'{x:.1f}' for x in os.getloadavg())} at the end")
     title = f"{args.preset}: validation loss vs training time ({args.budget_s:.0f} s each)"
     plot_curves(results, out / "loss_curves.png", title)
     table = results_table(results)
