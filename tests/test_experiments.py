@@ -116,7 +116,7 @@ def test_format_table():
     rows = [{"task": "parity", "model": m, "seed": s, "scaled_accuracy": v, "accuracy": (v + 1) / 2, "params": 10}
             for m, s, v in [("slstm", 0, 1.0), ("slstm", 1, 0.5), ("gpt", 0, 0.0)]]
     text = ex.format_table(rows)
-    assert "0.75 [0.50,1.00]" in text and "0 = chance" in text
+    assert "0.75 [0.50, 1.00]" in text and "0 = chance" in text
     assert "fraction right" in ex.format_table(rows, key="accuracy")
 
 

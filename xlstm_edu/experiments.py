@@ -292,26 +292,27 @@ def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
     models = [m for m in MODEL_KINDS if any(r["model"] == m for r in results)]
     models += [m for m in dict.fromkeys(r["model"] for r in results) if m not in models]
     w = max([len("task")] + [len(t) for t in tasks]) + 2
-    cw = 17
+    body = {}
+    for t in tasks:
+        for m in models:
+            vals = [r[key] for r in results if r["task"] == t and r["model"] == m]
+            if not vals:
+                body[t, m] = "-"
+            elif len(vals) == 1:
+                body[t, m] = f"{vals[0]:.2f}"
+            else:
+                body[t, m] = f"{np.mean(vals):.2f} [{min(vals):.2f}, {max(vals):.2f}]"
+    params = {}
+    for m in models:
+        ps = sorted({r["params"] for r in results if r["model"] == m})
+        params[m] = f"{ps[0]:,}" if len(ps) == 1 else f"{ps[0]:,}-{ps[-1]:,}"
+    cw = max([len(m) for m in models] + [len(v) for v in body.values()] + [len(v) for v in params.values()]) + 2
     what = "0 = chance, 1 = perfect" if key == "scaled_accuracy" else "fraction right"
     lines = [f"{key} ({what}; mean over seeds, [min, max] when several)",
              "task".ljust(w) + "".join(m.rjust(cw) for m in models)]
     for t in tasks:
-        cells = []
-        for m in models:
-            vals = [r[key] for r in results if r["task"] == t and r["model"] == m]
-            if not vals:
-                cells.append("-".rjust(cw))
-            elif len(vals) == 1:
-                cells.append(f"{vals[0]:.2f}".rjust(cw))
-            else:
-                cells.append(f"{np.mean(vals):.2f} [{min(vals):.2f},{max(vals):.2f}]".rjust(cw))
-        lines.append(t.ljust(w) + "".join(cells))
-    params = []
-    for m in models:
-        ps = sorted({r["params"] for r in results if r["model"] == m})
-        params.append((f"{ps[0]:,}" if len(ps) == 1 else f"{ps[0]:,}-{ps[-1]:,}").rjust(cw))
-    lines.append("params".ljust(w) + "".join(params))
+        lines.append(t.ljust(w) + "".join(body[t, m].rjust(cw) for m in models))
+    lines.append("params".ljust(w) + "".join(params[m].rjust(cw) for m in models))
     return "\n".join(lines)
 
 
