@@ -438,11 +438,7 @@ def build_run(args, extra: list[str]):
             raise ValueError(f"cannot change the model when resuming: {sorted(model_o)}")
         tvals = dict(ckpt["train_config"])
         tvals.update(train_o)
-        if args.max_iters is not None:
-            tvals["max_iters"] = args.max_iters
-        if args.device is not None:
-            tvals["device"] = args.device
-        cfg = TrainConfig(**tvals)
+        cfg = TrainConfig(**_with_cli_flags(tvals, args))
         corpus = load_corpus(meta["corpus"], args.data_dir)
         if corpus.chars != meta["chars"]:
             raise ValueError(
@@ -460,11 +456,7 @@ def build_run(args, extra: list[str]):
         train_o, model_o = parse_overrides(extra, _fields(TrainConfig), _fields(cfg_cls))
         tvals = dict(preset["train"], batch_size=preset["batch_size"], context_length=preset["context_length"])
         tvals.update(train_o)
-        if args.max_iters is not None:
-            tvals["max_iters"] = args.max_iters
-        if args.device is not None:
-            tvals["device"] = args.device
-        cfg = TrainConfig(**tvals)
+        cfg = TrainConfig(**_with_cli_flags(tvals, args))
         corpus = load_corpus(args.corpus, args.data_dir)
         mvals = dict(preset["models"][args.model])
         mvals.update(model_o)
@@ -480,6 +472,15 @@ def build_run(args, extra: list[str]):
     # checks the context against both splits before training starts
     get_batch = make_get_batch(corpus, cfg.context_length, cfg.batch_size, seed=cfg.seed, rank=rank, device=device)
     return model, get_batch, cfg, meta, corpus
+
+
+def _with_cli_flags(tvals: dict, args) -> dict:
+    """The --max-iters and --device flags override the preset's or the checkpoint's training config."""
+    if args.max_iters is not None:
+        tvals["max_iters"] = args.max_iters
+    if args.device is not None:
+        tvals["device"] = args.device
+    return tvals
 
 
 def main(argv=None) -> int:
