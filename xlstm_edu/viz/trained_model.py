@@ -82,7 +82,7 @@ def load_or_train(run_dir=None, *, fast: bool | None = None, max_iters: int | No
     ``cpu-tiny`` (300 steps, about a minute on one core, into runs/gate_explorer_tiny). In fast mode
     (XLSTM_EDU_FAST=1) a 10-step run goes into a temporary folder and runs/ is not searched, so the result does
     not depend on what is lying around."""
-    from xlstm_edu.config import fast_mode
+    from xlstm_edu.fastmode import fast_mode
     from xlstm_edu.sample import load_run
 
     fast = fast_mode() if fast is None else fast
