@@ -52,7 +52,7 @@ def test_resume_is_bit_exact(tmp_path, kind):
     assert first["losses"] + second["losses"] == full["losses"]
     assert first["grad_norms"] + second["grad_norms"] == full["grad_norms"]
     assert len(full["losses"]) == 8 and len(second["losses"]) == 4
-    timing = ("elapsed_s", "train_time_s", "tokens_per_s")
+    timing = ("elapsed_s", "train_time_s", "cpu_time_s", "tokens_per_s")
     strip = lambda recs: [{k: v for k, v in r.items() if k not in timing} for r in recs]  # noqa: E731
     assert strip(read_metrics(tmp_path / "split")) == strip(full["history"])
     for a, b in zip(full["model"].state_dict().values(), second["model"].state_dict().values()):
@@ -66,7 +66,7 @@ def test_metrics_and_checkpoint_contents(tmp_path):
     assert [r["step"] for r in recs] == [0, 4, 8]
     assert [r["tokens"] for r in recs] == [0, 4 * 4 * 16, 8 * 4 * 16]  # steps x batch x context
     for r in recs:
-        assert {"step", "tokens", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "train_time_s", "lr",
+        assert {"step", "tokens", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "train_time_s", "cpu_time_s", "lr",
                 "grad_norm"} <= set(r)
     assert recs[0]["tokens_per_s"] is None and recs[0]["grad_norm"] is None
     assert recs[-1]["tokens_per_s"] > 0 and recs[-1]["grad_norm"] > 0

@@ -2,8 +2,9 @@
 
 A run folder (written by ``xlstm_edu.train.train`` with ``out_dir``) holds
 
-- ``ckpt.pt``: the model's and the optimizer's state, the step, the training time, the random-number states of
-  every process, the training config, the evaluation history and ``meta`` (the command line keeps the model
+- ``ckpt.pt``: the model's and the optimizer's state, the step, the random-number states of every process, the
+  training config, the evaluation history (whose last record, of this step, holds the tokens and the training
+  time so far) and ``meta`` (the command line keeps the model
   kind, its config, the corpus and the vocabulary there);
 - ``metrics.jsonl``: the evaluation history, one JSON object per line, for people and plots;
 - ``config.json`` (command line only): what was run.
@@ -32,7 +33,7 @@ import torch
 CKPT_NAME = "ckpt.pt"
 METRICS_NAME = "metrics.jsonl"
 CONFIG_NAME = "config.json"
-REQUIRED = ("model", "optimizer", "step", "train_time_s", "tokens", "rng", "train_config", "history", "meta")
+REQUIRED = ("model", "optimizer", "step", "rng", "train_config", "history", "meta")
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -21,7 +21,8 @@
 An evaluation record holds ``step``, ``tokens`` (training tokens so far, all processes), ``train_loss`` and
 ``val_loss`` (mean cross-entropy in nats over ``eval_iters`` fixed batches of each split), ``lr`` (of the last
 step), ``grad_norm`` (mean gradient norm before clipping since the previous evaluation), ``tokens_per_s``,
-``train_time_s`` (evaluations excluded) and ``elapsed_s``.
+``train_time_s`` and ``cpu_time_s`` (this process's wall-clock and CPU seconds of training, evaluations excluded)
+and ``elapsed_s`` (wall-clock, evaluations included).
 
 AdamW with weight decay on the weight matrices only (``weight_decay_groups``), linear warm-up then cosine decay to
 ``min_lr`` (``lr_at``), gradient-norm clipping. Device "auto": CUDA, then Apple's MPS, then CPU; on CUDA the
@@ -164,14 +165,15 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if use_bf16 else nullcontext()
     model.to(device)
     optimizer = configure_optimizer(model, cfg, device)
-    step, train_time, tokens, history = 0, 0.0, 0, []
+    step, train_time, cpu_time, tokens, history = 0, 0.0, 0.0, 0, []
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs out_dir (the run folder holding ckpt.pt)")
         ckpt = load_checkpoint(out_dir)
         load_weights(model, ckpt["model"], out_dir)
         optimizer.load_state_dict(ckpt["optimizer"])
-        step, train_time, tokens, history = ckpt["step"], ckpt["train_time_s"], ckpt["tokens"], ckpt["history"]
+        step, history = ckpt["step"], ckpt["history"]  # the checkpoint is written right after history[-1]
+        train_time, cpu_time, tokens = (history[-1][k] for k in ("train_time_s", "cpu_time_s", "tokens"))
         set_rng_state(ckpt["rng"][rank] if len(ckpt["rng"]) == world else ckpt["rng"][0])
     else:  # dropout differs per process; the weights are the same everywhere (DDP broadcasts rank 0's)
         torch.manual_seed(cfg.seed + rank)
@@ -200,7 +202,8 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
             rec.update(lr=lr_at(max(step - 1, 0), cfg),
                        grad_norm=sum(window["norms"]) / len(window["norms"]) if window["norms"] else None,
                        tokens_per_s=window["tokens"] / window["time"] if window["time"] > 0 else None,
-                       train_time_s=train_time, elapsed_s=elapsed0 + time.perf_counter() - t_start)
+                       train_time_s=train_time, cpu_time_s=cpu_time,
+                       elapsed_s=elapsed0 + time.perf_counter() - t_start)
             history.append(rec)
             window = {"tokens": 0, "time": 0.0, "norms": []}
             if out_dir is not None:
@@ -208,8 +211,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
                 if rank == 0:
                     save_checkpoint(out_dir, {
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                        "train_time_s": train_time, "tokens": tokens, "rng": rngs,
-                        "train_config": dataclasses.asdict(cfg), "history": history, "meta": meta})
+                        "rng": rngs, "train_config": dataclasses.asdict(cfg), "history": history, "meta": meta})
                     write_metrics(out_dir, history)
             if bar is not None and step > 0:
                 bar.write(f"step {step}: train {rec['train_loss']:.4f}, val {rec['val_loss']:.4f}")
@@ -219,7 +221,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
         lr = lr_at(step, cfg)  # a pure function of the step: nothing to checkpoint, nothing to override
         for group in optimizer.param_groups:
             group["lr"] = lr
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         x, y = get_batch("train", step)
         x, y = x.to(device), y.to(device)
         with autocast:
@@ -230,6 +232,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
             raise FloatingPointError(f"the training loss is {loss_value} at step {step}; try a lower lr")
         dt = time.perf_counter() - t0
         train_time += dt
+        cpu_time += time.process_time() - c0
         tokens += x.numel() * world
         window["time"] += dt
         window["tokens"] += x.numel() * world
