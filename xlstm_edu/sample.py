@@ -68,6 +68,21 @@ def sample_text(model, chars: str, prompt: str, n_tokens: int, *, temperature: f
     return prompt + "".join(chars[i] for i in ids)
 
 
+def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+    """The distribution the next token is drawn from: ``softmax(logits / temperature)`` over the ``top_k`` largest
+    logits (all when None), zero elsewhere. ``logits``: (V,); ``temperature`` > 0 (0, greedy, is an argmax and
+    needs no distribution). Exercise 10.4 of chapter 10 rebuilds it."""
+    if not temperature > 0:
+        raise ValueError(f"temperature: expected > 0 (use argmax for greedy decoding), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k: expected >= 1, got {top_k}")
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]  # the k-th largest: it and everything above it stay
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.softmax(logits, dim=-1)
+
+
 def check_sampling_args(tokens: int, temperature: float, top_k: int | None) -> None:
     """The command line's checks, before a model is loaded."""
     if tokens < 0:
