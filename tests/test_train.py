@@ -66,8 +66,8 @@ def test_metrics_and_checkpoint_contents(tmp_path):
     assert [r["step"] for r in recs] == [0, 4, 8]
     assert [r["tokens"] for r in recs] == [0, 4 * 4 * 16, 8 * 4 * 16]  # steps x batch x context
     for r in recs:
-        assert {"step", "tokens", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "train_time_s", "cpu_time_s", "lr",
-                "grad_norm"} <= set(r)
+        assert {"step", "tokens", "train_loss", "val_loss", "tokens_per_s", "elapsed_s", "train_time_s",
+                "cpu_time_s", "lr", "grad_norm"} <= set(r)
     assert recs[0]["tokens_per_s"] is None and recs[0]["grad_norm"] is None
     assert recs[-1]["tokens_per_s"] > 0 and recs[-1]["grad_norm"] > 0
     assert recs[-1]["grad_norm"] == pytest.approx(sum(res["grad_norms"][4:]) / 4)

@@ -6,7 +6,12 @@ A run folder (written by ``xlstm_edu.train.train`` with ``out_dir``) holds
   training config, the evaluation history (whose last record, of this step, holds the tokens and the training
   time so far) and ``meta`` (the command line keeps the model
   kind, its config, the corpus and the vocabulary there);
-- ``metrics.jsonl``: the evaluation history, one JSON object per line, for people and plots;
+- ``metrics.jsonl``: the evaluation history, one JSON object per line, for people and plots. A record holds
+  ``step``, ``tokens`` (training tokens so far, all processes), ``train_loss`` and ``val_loss`` (mean cross-entropy
+  in nats over the fixed evaluation batches of each split), ``lr`` (of the last step), ``grad_norm`` (the mean
+  gradient norm before clipping since the previous evaluation), ``tokens_per_s``, ``train_time_s`` and
+  ``cpu_time_s`` (this process's wall-clock and CPU seconds of training, evaluations excluded) and ``elapsed_s``
+  (wall-clock, evaluations included), plus whatever a caller's ``eval_fn`` adds;
 - ``config.json`` (command line only): what was run.
 
 Both files are replaced atomically (written to a temporary file, then renamed), so a run killed at any moment
@@ -75,6 +80,14 @@ def load_checkpoint(run) -> dict:
         raise ValueError(f"{path} is not a checkpoint of xlstm_edu.train: expected the keys {list(REQUIRED)}, "
                          f"got {have}")
     return ckpt
+
+
+def plain_data(obj, what: str):
+    """``obj`` as plain JSON data (a deep copy), or a ``ValueError``: only such data may go into a checkpoint."""
+    try:
+        return json.loads(json.dumps(obj))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what}: expected JSON-able data (numbers, strings, lists, dicts), got {e}") from None
 
 
 def write_metrics(out_dir, history: list[dict]) -> None:

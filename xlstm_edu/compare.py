@@ -158,7 +158,8 @@ def job_spec(model: str, preset: str, phase: str, lr: float, seed: int, steps: i
 
 
 def run_dir_of(out: Path, spec: dict) -> Path:
-    return out / spec["model"] / f"{spec['phase']}-lr{spec['lr']:g}-seed{spec['seed']}-steps{spec['train']['max_iters']}"
+    steps = spec["train"]["max_iters"]
+    return out / spec["model"] / f"{spec['phase']}-lr{spec['lr']:g}-seed{spec['seed']}-steps{steps}"
 
 
 def run_job(spec: dict, run_dir: str, data_dir=None, progress: bool = False, threads: int | None = 1) -> dict:
@@ -300,7 +301,7 @@ def table(results: dict) -> str:
 def readme_block(results: dict | None, preset: str) -> str:
     """The README's comparison paragraph, table and figure, made from the result file only."""
     if results is None:
-        return (f"No comparison has been committed yet (`results/compare_{preset}.json`). Run "
+        return (f"No comparison has been committed yet (`results/compare_{preset}.json`). Run\n"
                 f"`python -m xlstm_edu.compare --preset {preset} --jobs 2 --update-readme` on a quiet machine.")
     h = results["header"]
     load = h.get("load_avg_start"), h.get("load_avg_end")

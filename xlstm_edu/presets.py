@@ -48,6 +48,10 @@ def get_preset(name: str) -> dict:
             "models": {k: dict(v) for k, v in SIZES[name].items()}}
 
 
+#: every preset assembled (``get_preset`` of each name), for callers that look presets up by name
+PRESETS: dict[str, dict] = {name: get_preset(name) for name in PRESET_NAMES}
+
+
 def preset_param_counts(name: str, vocab_size: int = 75) -> dict[str, int]:
     """Parameter count of every model kind in preset ``name`` (``vocab_size`` ~75 for the Shakespeare corpus)."""
     return param_counts(name, vocab_size)

@@ -18,23 +18,15 @@
   optimizer and every random-number state (a test compares 2N steps with N + N resumed).
 - ``meta``: JSON-able data stored in the checkpoint (the command line keeps model kind, config and vocabulary).
 
-An evaluation record holds ``step``, ``tokens`` (training tokens so far, all processes), ``train_loss`` and
-``val_loss`` (mean cross-entropy in nats over ``eval_iters`` fixed batches of each split), ``lr`` (of the last
-step), ``grad_norm`` (mean gradient norm before clipping since the previous evaluation), ``tokens_per_s``,
-``train_time_s`` and ``cpu_time_s`` (this process's wall-clock and CPU seconds of training, evaluations excluded)
-and ``elapsed_s`` (wall-clock, evaluations included).
-
-AdamW with weight decay on the weight matrices only (``weight_decay_groups``), linear warm-up then cosine decay to
-``min_lr`` (``lr_at``), gradient-norm clipping. Device "auto": CUDA, then Apple's MPS, then CPU; on CUDA the
-forward pass runs under bf16 autocast with float32 weights. Under ``torchrun`` the model is wrapped in
-DistributedDataParallel (gloo on CPU, nccl on CUDA); only rank 0 writes files. The command line is
-``xlstm_edu.runs`` (``python -m xlstm_edu.train ...`` calls it).
+The evaluation records (``result["history"]``, ``metrics.jsonl``) are described in ``xlstm_edu.checkpoint``.
+AdamW with weight decay on the layers' weight matrices (``weight_decay_groups``), warm-up then cosine decay
+(``lr_at``), gradient-norm clipping (``clipped_step``). Device "auto": CUDA, then MPS, then CPU; bf16 autocast on
+CUDA. Under ``torchrun``, DistributedDataParallel; only rank 0 writes. The command line: ``xlstm_edu.runs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import time
@@ -44,9 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from xlstm_edu.checkpoint import (load_checkpoint, load_weights, read_metrics, rng_state, save_checkpoint,  # noqa: F401
-                                  set_rng_state, write_metrics)
+from xlstm_edu.checkpoint import (load_checkpoint, load_weights, plain_data, read_metrics, rng_state,  # noqa: F401
+                                  save_checkpoint, set_rng_state, write_metrics)
 from xlstm_edu.devices import dist_info, gather, mean_over_processes, out_of_time, pick_device, process_device  # noqa
 
 
@@ -158,7 +151,7 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
           eval_fn=None, resume: bool = False, meta: dict | None = None, progress: bool = True) -> dict:
     """Train ``model`` on ``get_batch(split, step)`` (module docstring). Returns ``{"history", "losses",
     "grad_norms", "step", "model"}`` (``losses``/``grad_norms``: the steps run by this call)."""
-    meta = _plain(meta or {})
+    meta = plain_data(meta or {}, "meta")
     distributed, rank, world = dist_info()
     device = process_device(cfg.device, distributed, rank)
     use_bf16 = cfg.dtype == "bfloat16" or (cfg.dtype == "auto" and device.type == "cuda")
@@ -181,8 +174,9 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
         np.random.seed((cfg.seed + rank) % 2**32)
     net = model
     if distributed:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    bar = _progress_bar(cfg.max_iters, step) if progress and rank == 0 else None
+        ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    bar = tqdm(total=cfg.max_iters, initial=step, desc="train", dynamic_ncols=True) if progress and not rank else None
     losses, grad_norms, window = [], [], {"tokens": 0, "time": 0.0, "norms": []}  # window: since the last eval
     t_start, elapsed0 = time.perf_counter(), (history[-1]["elapsed_s"] if history else 0.0)
     model.train()
@@ -247,20 +241,6 @@ def train(model: torch.nn.Module, get_batch, cfg: TrainConfig, out_dir=None, *, 
     if bar is not None:
         bar.close()
     return {"history": history, "losses": losses, "grad_norms": grad_norms, "step": step, "model": model}
-
-
-# ------------------------------------------------------------------------------------------ helpers of train()
-def _plain(meta: dict) -> dict:
-    try:  # the checkpoint is loaded with weights_only=True: only plain data may go in
-        return json.loads(json.dumps(meta))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"meta: expected JSON-able data (numbers, strings, lists, dicts), got {e}") from None
-
-
-def _progress_bar(total: int, initial: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True)
 
 
 def main(argv=None) -> int:

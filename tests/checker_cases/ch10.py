@@ -160,7 +160,8 @@ CASES = {
         "training mode not restored": (eval_not_restored,), "the training steps' batches": (eval_training_batches,)}),
     "10.3": Case(good=(clipped_step,), wrong={
         "the norm after clipping": (step_norm_after_clipping,), "no zero_grad": (step_without_zero_grad,),
-        "clipped after the update": (step_clip_after_update,), "each tensor clipped alone": (step_per_tensor_clipping,)}),
+        "clipped after the update": (step_clip_after_update,),
+        "each tensor clipped alone": (step_per_tensor_clipping,)}),
     "10.4": Case(good=(next_token_probs,), wrong={
         "temperature after the softmax": (probs_temperature_after_softmax,),
         "one too few kept (<=)": (probs_keeps_one_too_few,), "masked with 0, not -inf": (probs_masks_with_zero,),
