@@ -323,6 +323,13 @@ def _mathjax_config(static: Path) -> str:
 
 
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_mathjax -%}
+<script type="text/x-mathjax-config">
+  // SVG output draws the glyphs itself: no web fonts to load, which a page opened from disk may be refused
+  MathJax.Hub.Register.StartupHook("End Jax", function () { MathJax.Hub.setRenderer("SVG"); });
+</script>
+{{ super() }}
+{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
