@@ -352,10 +352,7 @@ def plot(results: dict, path=None):
     bold), and the sweep (whole-split loss against the learning rate). Saved to ``path`` when given."""
     import matplotlib.pyplot as plt
 
-    try:  # TODO(trainer): the course's style module lands with the framework; then import it plainly
-        from xlstm_edu.style import MODEL_COLORS
-    except ImportError:
-        MODEL_COLORS = {}
+    from xlstm_edu.style import MODEL_COLORS
 
     rows = results["rows"]
     models = [m for m in KIND_NAMES if any(r["model"] == m for r in rows)]
