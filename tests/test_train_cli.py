@@ -118,6 +118,8 @@ def test_resume_errors(tmp_path, corpus, capsys):
         rc = main(["--out", str(out), "--resume", "--no-progress", *extra])
         err = capsys.readouterr().err
         assert rc == 2 and err.startswith("error:") and __import__("re").search(match, err), (extra, err)
+    assert main(["--out", str(tmp_path / "nothing"), "--resume", "--no-progress"]) == 2
+    assert "no such run folder" in capsys.readouterr().err and not (tmp_path / "nothing").exists()
     # the same preset and corpus, given again, are fine
     assert main(["--out", str(out), "--resume", "--max-iters", "3", "--preset", "cpu-tiny", "--corpus", str(corpus),
                  "--no-progress"]) == 0

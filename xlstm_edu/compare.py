@@ -51,6 +51,7 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,8 +208,8 @@ def _loadavg():
 
 def _run_all(jobs: list[tuple[dict, Path]], n_jobs: int, data_dir, progress: bool) -> list[dict]:
     """Run the jobs (``n_jobs`` at a time in separate one-thread processes, or here when 1); rows in job order."""
-    if n_jobs == 1 or len(jobs) <= 1:
-        return [run_job(spec, str(d), data_dir, progress, threads=None) for spec, d in jobs]
+    if n_jobs == 1 or len(jobs) <= 1:  # here; with --jobs > 1 one thread, as in the worker processes
+        return [run_job(spec, str(d), data_dir, progress, threads=None if n_jobs == 1 else 1) for spec, d in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -489,7 +490,7 @@ def main(argv=None) -> int:
         rows = run_protocol(args.preset, proto, list(args.models), out, corpus=args.corpus, data_dir=args.data_dir,
                             device=args.device, n_jobs=args.jobs, progress=args.progress,
                             log=lambda s: print(s, flush=True))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenProcessPool):
         print(f"\nerror: interrupted. Finished runs are kept in {out}; the same command continues where this one "
               "stopped.", file=sys.stderr)
         return 130

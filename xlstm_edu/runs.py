@@ -183,13 +183,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_out_dir(out: Path) -> None:
-    """``out`` must be (or become) a writable folder; checked before any work."""
+def check_out_dir(out: Path, resume: bool = False) -> None:
+    """``out`` must be (or become) a writable folder (an existing one to resume); checked before any work."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; expected a folder for the run")
+    if resume and not out.is_dir():
+        raise ValueError(f"--out {out}: no such run folder to resume")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
+        probe = out / f".write_test.{os.getpid()}"  # one per process: torchrun checks from every rank
         probe.write_text("")
         probe.unlink()
     except OSError as e:
@@ -198,7 +200,7 @@ def check_out_dir(out: Path) -> None:
 
 def build_from_args(args, extra: list[str], rank: int = 0) -> Run:
     out = Path(args.out)
-    check_out_dir(out)
+    check_out_dir(out, args.resume)
     flags = {k: v for k, v in (("max_iters", args.max_iters), ("device", args.device)) if v is not None}
     if args.resume:
         meta = load_checkpoint(out)["meta"]
