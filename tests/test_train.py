@@ -237,6 +237,10 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
         load_run(tmp_path)
     with pytest.raises(ValueError, match="refusing"):
         train(model, gb, cfg(max_iters=4), tmp_path, resume=True, progress=False)
+    from xlstm_edu import runs, sample  # the command lines: one error line each, nothing run
+
+    assert sample.main(["--run", str(tmp_path)]) == 2
+    assert runs.main(["--out", str(tmp_path), "--resume", "--max-iters", "4", "--no-progress"]) == 2
     assert not marker.exists()
 
 
