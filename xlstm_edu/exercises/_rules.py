@@ -9,6 +9,8 @@ exercise states ("no loop over time", "without the big matrix", "write your own 
   helper that loops, ``np.vectorize`` or ``np.apply_along_axis`` with a Python function all grow with S.
 * ``peak_memory(fn, *args)`` — the bytes a call allocates at its peak (numpy reports to ``tracemalloc``).
 * ``refused(*functions)`` — a context manager in which the given functions raise ``WriteItYourself``.
+* ``compare_diagnosed(name, got, expected, variants=...)`` — ``compare``, and on failure the hint names the known
+  mistake whose output the answer matches (each variant is the same computation with one realistic bug).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import os
 import sys
 import tracemalloc
 
+import numpy as np
+
 from xlstm_edu.exercises import forbid_package_calls
-from xlstm_edu.exercises.core import Verdict, _Raised, _Unsolved, is_unsolved, raised_verdict, resolve, unsolved_verdict
+from xlstm_edu.exercises.core import (Verdict, _Raised, _Unsolved, compare, is_unsolved, raised_verdict, resolve,
+                                      unsolved_verdict)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../xlstm_edu
 
@@ -76,10 +81,14 @@ def python_lines(fn, *args, **kwargs) -> int:
 def loops_over_time(fn, make_args, sizes=(4, 40), slack: int = 2) -> bool:
     """True when the learner's code executes more lines for the longer sequence: a loop over time.
 
-    ``make_args(S)`` returns the positional arguments for a sequence of length ``S``. Exceptions propagate (run
-    the function once through ``call_learner`` first)."""
-    with forbid_package_calls():
-        counts = [python_lines(fn, *make_args(S)) for S in sizes]
+    ``make_args(S)`` returns the positional arguments for a sequence of length ``S``. Run the function through
+    ``call_learner`` first: an exception here gives False (no verdict on the rule)."""
+    args = [make_args(S) for S in sizes]  # before the package is refused: the inputs may need it
+    try:
+        with forbid_package_calls():
+            counts = [python_lines(fn, *a) for a in args]
+    except Exception:  # noqa: BLE001 -- it ran on the checker's cases; no verdict on the rule from a crash here
+        return False
     return counts[-1] > counts[0] + slack
 
 
@@ -126,3 +135,34 @@ def _closure_free_stub(f):
 def rule_verdict(name: str, text: str, hint=None) -> Verdict:
     """❌ for a broken rule of the exercise (the answer may compute the right numbers)."""
     return raised_verdict(name, text, hint)
+
+
+def known_mistake(got, variants) -> str | None:
+    """The description of the first variant whose output ``got`` matches, or None.
+
+    ``variants`` maps a description of a mistake ("the mask keeps the future") to a zero-argument function
+    computing what that mistake gives on the same inputs (computed only now, after a failed comparison)."""
+    try:
+        g = np.asarray(got, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    for what, make in variants.items():
+        try:
+            with np.errstate(all="ignore"):
+                e = np.asarray(make(), dtype=np.float64)
+        except Exception:  # noqa: BLE001 -- a variant that cannot run on these inputs matches nothing
+            continue
+        if e.shape == g.shape and np.allclose(g, e, rtol=1e-7, atol=1e-10, equal_nan=True):
+            return what
+    return None
+
+
+def compare_diagnosed(name: str, got, expected, *, variants=None, hint=None, rtol=1e-9, atol=1e-12) -> Verdict:
+    """``compare``; when it fails and the answer matches a known mistake, the hint names that mistake."""
+    v = compare(name, got, expected, rtol=rtol, atol=atol, hint=hint)
+    if v.ok or not variants:
+        return v
+    mistake = known_mistake(got, variants)
+    if mistake is None:
+        return v
+    return compare(name, got, expected, rtol=rtol, atol=atol, hint=f"it looks like {mistake}")

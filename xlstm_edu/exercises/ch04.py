@@ -13,12 +13,25 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import check_implementation, combine, exercise
-from xlstm_edu.exercises._rules import call_learner, peak_memory, refused, rule_verdict
+from xlstm_edu.exercises._rules import call_learner, compare_diagnosed, peak_memory, refused, rule_verdict
 from xlstm_edu.exercises.core import _emit, compare, raised_verdict
 
 # ------------------------------------------------------------------------------------------------------ 4.1
-HINT_4_1 = ("split h_prev into heads (..., NH, DH), multiply head j by its own blocks (h @ R[g, j]), and merge "
-            "(gate, head, unit) back into (..., 4, H)")
+HINT_4_1 = ("the units of head j, h_prev[..., j*DH:(j+1)*DH], meet only the blocks R[:, j], and the result must come "
+            "back in the layout (..., 4, H) of the package")
+
+
+def _variants_4_1(h_prev, R):
+    G, NH, DH, _ = R.shape
+    hh = h_prev.reshape(*h_prev.shape[:-1], NH, DH)
+    lead = h_prev.shape[:-1]
+    return {
+        "the blocks are transposed: the code convention is h_prev @ R[g, j] (the sum runs over a block's first "
+        "index), the transpose of the equations' R h": lambda: np.einsum("...jd,gjed->...gje", hh, R).reshape(
+            *lead, G, NH * DH),
+        "heads and gates are interleaved: before merging into (..., 4, H) the axes must be (..., gate, head, unit)":
+            lambda: np.einsum("...jd,gjde->...jge", hh, R).reshape(*lead, G, NH * DH),
+    }
 
 
 def _package_recurrence(h_prev, R):
@@ -47,7 +60,8 @@ def check_head_recurrence(fn, *, quiet: bool = False):
         got, bad = call_learner(name, fn, h_prev.copy(), R.copy(), hint=HINT_4_1)
         if bad is not None:
             return _emit(bad, quiet)
-        v = compare(f"{name} ({what})", got, expected, rtol=1e-10, atol=1e-12, hint=HINT_4_1)
+        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-10, atol=1e-12, hint=HINT_4_1,
+                              variants=_variants_4_1(h_prev, R))
         if not v.ok:
             return _emit(v, quiet)
         verdicts.append(v)
