@@ -87,6 +87,8 @@ def check_mlstm_parallel(fn, *, quiet: bool = False):
 
 # ------------------------------------------------------------------------------------------------------ 6.3
 GRAD_NAMES = ("q", "k", "v", "i_pre", "f_pre")
+HINT_6_3 = ("go through the chain from the end: H = P V, P = S̃ / d with d = max(|S̃ 1|, exp(-m)), S̃ = A ⊙ D', "
+            "D' = exp(log D - m) with m held constant, log D from the cumulative sum of log f")
 HINTS_6_3 = {
     "v": "H = P V: dL/dV comes from the normalized matrix P (transposed), not from S̃",
     "q": "is the denominator held constant? d_t = |sum_s S̃_ts| depends on S̃ too (where it beats the bound), so "
@@ -118,12 +120,13 @@ def check_parallel_backward(fn, *, quiet: bool = False):
     ]
     verdicts = []
     for what, c in cases:
-        grads, bad = call_learner(name, fn, *(c[key].copy() for key in ("dh",) + GRAD_NAMES))
+        grads, bad = call_learner(name, fn, *(c[key].copy() for key in ("dh",) + GRAD_NAMES), hint=HINT_6_3)
         if bad is not None:
             return _emit(bad, quiet)
         if not isinstance(grads, dict) or set(grads) != set(GRAD_NAMES):
             got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
-            return _emit(raised_verdict(name, f"expected a dict with the keys {list(GRAD_NAMES)}, got {got}"), quiet)
+            return _emit(raised_verdict(name, f"expected a dict with the keys {list(GRAD_NAMES)}, got {got}",
+                                        HINT_6_3), quiet)
         x = {key: c[key].copy() for key in GRAD_NAMES}
 
         def loss():

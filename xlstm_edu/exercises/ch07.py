@@ -106,8 +106,8 @@ def check_mlstm_chunkwise(fn, *, quiet: bool = False):
 
 
 # ------------------------------------------------------------------------------------------------------ 7.3
-HINT_7_3 = ("call chunkwise(q[a:a+piece], ..., chunk_size=chunk_size, state=state) for a = 0, piece, 2*piece, ..., "
-            "keep the state it returns for the next call, and concatenate the outputs")
+HINT_7_3 = ("each call of chunkwise returns (h, state): the next piece must start from that state (the first from "
+            "state=None), and the pieces are consecutive slices of `piece` steps covering the sequence once")
 
 
 class _Spy:

@@ -36,8 +36,17 @@ def tile_kinds(S: int, L: int) -> np.ndarray:
     return np.where(s > t, MASKED, np.where(same_chunk, INTRA, CARRIED)).astype(int)
 
 
+def _course_colors():
+    try:
+        from xlstm_edu import style
+    except ImportError:  # the style module is optional here: matplotlib's first two cycle colours
+        return "C0", "C1"
+    return style.CYCLE[0], style.CYCLE[1]
+
+
 def tiling_figure(S: int = 10, L: int = 4, ax=None, colors=None):
-    """Draw the S x S (query t, key s) plane of one head split into chunks of L steps. Returns the figure.
+    """Draw the S x S (query t, key s) plane of one head split into chunks of L steps. Returns the figure (in the
+    course style's colours unless ``colors = (inside, carried)`` is given).
 
     Diagonal tiles (pairs inside one chunk) in one colour, the pairs that reach a query through the carried state
     (C, n, m) in another (hatched), the future blank; chunk borders as thick lines, and the state handed on at each
@@ -48,7 +57,7 @@ def tiling_figure(S: int = 10, L: int = 4, ax=None, colors=None):
 
     kinds = tile_kinds(S, L)
     starts = chunk_starts(S, L)
-    intra_color, carried_color = colors or ("C0", "C1")
+    intra_color, carried_color = colors or _course_colors()
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.2, 5.4))
     else:
