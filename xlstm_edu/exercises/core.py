@@ -109,6 +109,22 @@ def resolve(x, what: str = "answer"):
     return x
 
 
+def call_learner(name: str, fn, *args, hint=None, quiet: bool = False, **kwargs):
+    """Call the learner's ``fn(*args, **kwargs)`` for a checker. Returns ``(result, None)``; or ``(None, verdict)``
+    (already printed unless ``quiet``) when ``fn`` is a placeholder or raises NotImplementedError ("not solved
+    yet") or raises anything else (❌ naming the exception, no traceback)."""
+    if is_unsolved(fn):
+        return None, _emit(unsolved_verdict(name, hint, f"got {fn!r}"), quiet)
+    if not callable(fn):
+        return None, _emit(raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint), quiet)
+    try:
+        return resolve(lambda: fn(*args, **kwargs)), None
+    except _Unsolved as u:
+        return None, _emit(unsolved_verdict(name, hint, str(u)), quiet)
+    except _Raised as r:
+        return None, _emit(raised_verdict(name, str(r), hint), quiet)
+
+
 def unsolved_verdict(name: str, hint=None, detail: str = "") -> Verdict:
     d = f" ({detail})" if detail and detail not in ("NotImplementedError",) else ""
     return Verdict(name, "unsolved", np.inf, np.inf, f"❌ {name}: not solved yet{d}{_hint_txt(hint)}")
