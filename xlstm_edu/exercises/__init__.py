@@ -33,5 +33,6 @@ from xlstm_edu.exercises.core import (  # noqa: F401
 from xlstm_edu.exercises.forbid import WriteItYourself, forbid_package_calls  # noqa: F401
 from xlstm_edu.exercises.implementations import IMPLEMENTATIONS, check_implementation  # noqa: F401
 
-__all__ = ["call_learner", "check", "check_gradient", "check_implementation", "combine", "learner_or_reference", "exercise",
+__all__ = ["call_learner", "check", "check_gradient", "check_implementation", "combine", "learner_or_reference",
+           "exercise",
            "forbid_package_calls", "Verdict", "EXERCISES", "RESULTS", "IMPLEMENTATIONS", "WriteItYourself"]

@@ -170,7 +170,8 @@ def compare(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8,
     where = f" at index {tuple(int(i) for i in worst)}" if diff.ndim else ""
     nonfinite = int(np.sum(~np.isfinite(g64)))
     extra = f", {nonfinite} non-finite value(s) (inf/NaN)" if nonfinite and np.all(np.isfinite(e64)) else ""
-    return Verdict(name, "wrong", mad, mre, f"❌ {name}: wrong (max abs diff {mad:.3g}{where}{extra}){_hint_txt(hint)}")
+    return Verdict(name, "wrong", mad, mre,
+                   f"❌ {name}: wrong (max abs diff {mad:.3g}{where}{extra}){_hint_txt(hint)}")
 
 
 def check(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8, hint: str | None = None,
@@ -258,7 +259,8 @@ def combine(name: str, verdicts, *, quiet: bool = False) -> Verdict:
         mad = max(v.max_abs_diff for v in verdicts)
         mre = max(v.max_rel_err for v in verdicts)
         n = len(verdicts)
-        v = Verdict(name, status, mad, mre, f"✅ {name}: {'all ' + str(n) + ' checks pass' if n > 1 else verdicts[0].message[2:]}")
+        what = f"all {n} checks pass" if n > 1 else verdicts[0].message[2:]
+        v = Verdict(name, status, mad, mre, f"✅ {name}: {what}")
     return _emit(v, quiet)
 
 

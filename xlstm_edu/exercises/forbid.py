@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
-import importlib.machinery
 import inspect
 import re
 import sys
