@@ -369,10 +369,23 @@ def test_battery_has_the_promised_cases():
     assert {1, 7} <= sizes and max(sizes) > S_max
 
 
+def _learner_copy_of_the_bank():
+    """The bug bank loaded a second time under a name of its own: its functions play a learner's code (the bank's
+    own module, like every reference implementation, refuses to run inside check_implementation)."""
+    spec = importlib.util.spec_from_file_location("learner_code_bugs", bugs.__file__)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (dataclasses look their module up there)
+    spec.loader.exec_module(mod)
+    return {b.key: b for b in mod.BANK}
+
+
+LEARNER_BUGS = _learner_copy_of_the_bank()
+
+
 @pytest.mark.parametrize("bug", bugs.BANK, ids=[b.key for b in bugs.BANK])
 def test_every_known_bug_is_rejected_and_named(bug):
     for name in bug.names:
-        v = ex.check_implementation(name, bug.fn, quiet=True)
+        v = ex.check_implementation(name, LEARNER_BUGS[bug.key].fn, quiet=True)
         assert not v.ok, f"{bug.key} passed"
         assert bug.label in v.message, v.message
         assert re.search(r"case \d+ of \d+ \(", v.message), v.message
@@ -456,6 +469,11 @@ def test_calling_the_official_kernels_is_rejected(capsys):
     assert np.allclose(got, case.expected, rtol=1e-5, atol=1e-6)
 
 
+def test_the_bank_and_the_chapter_references_refuse_too(capsys):
+    v = ex.check_implementation("mlstm_recurrent", bugs.CORRECT["mlstm_recurrent"])
+    assert not v.ok and "xlstm_edu.exercises.bugs" in v.message and "write it yourself" in v.message
+
+
 def test_alias_made_before_is_refused_too():
     from xlstm_edu.np import mlstm_recurrent as alias
 
@@ -523,8 +541,7 @@ def test_naive_float32_mlstm_fails_with_nan():
     # the package's own teaching version is refused too; written out, the same math gives NaN in float32
     v = ex.check_implementation("mlstm_parallel", unstabilized, quiet=True)
     assert not v.ok and "write it yourself" in v.message
-    v = ex.check_implementation("mlstm_parallel", bugs.BANK[[b.key for b in bugs.BANK].index(
-        "mlstm_parallel.no_stabilizer")].fn, quiet=True)
+    v = ex.check_implementation("mlstm_parallel", LEARNER_BUGS["mlstm_parallel.no_stabilizer"].fn, quiet=True)
     assert not v.ok and "exhibit I:" in v.message
 
 

@@ -40,7 +40,7 @@ MODEL_COLORS = _Palette({
     "gpt": OKABE_ITO["vermillion"],
     "transformer": OKABE_ITO["vermillion"],
     "lstm": OKABE_ITO["orange"],
-    "rnn": OKABE_ITO["yellow"],
+    "rnn": OKABE_ITO["black"],
     "linear": OKABE_ITO["purple"],
     "official": OKABE_ITO["black"],
     "reference": OKABE_ITO["black"],

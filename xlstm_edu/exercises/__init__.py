@@ -10,7 +10,9 @@
 * ``combine(name, verdicts)`` — several sub-checks as one verdict;
 * ``learner_or_reference(fn, reference, "N.k")`` — the learner's function, or the package's while unsolved;
 * ``exercise("N.k")`` — the decorator registering a chapter's checker (modules ``chNN``) in ``EXERCISES``;
-* ``forbid_package_calls()`` — the context manager that makes the ready-made implementations refuse.
+* ``forbid_package_calls()`` — the context manager that makes the ready-made implementations refuse;
+* ``call_learner(name, fn, *args)`` — for a chapter checker: call the learner's function, or get the ❌ verdict
+  (not solved yet / the exception it raised) to return.
 
 Every checker returns a ``Verdict`` (``.ok``, ``.status`` in "exact"/"close"/"wrong"/"unsolved", ``.message``)
 and prints ✅ or ❌. An unsolved exercise (``None``, ``...``, a function raising ``NotImplementedError``) gives
@@ -21,6 +23,7 @@ from xlstm_edu.exercises.core import (  # noqa: F401
     EXERCISES,
     RESULTS,
     Verdict,
+    call_learner,
     check,
     check_gradient,
     combine,
@@ -30,5 +33,6 @@ from xlstm_edu.exercises.core import (  # noqa: F401
 from xlstm_edu.exercises.forbid import WriteItYourself, forbid_package_calls  # noqa: F401
 from xlstm_edu.exercises.implementations import IMPLEMENTATIONS, check_implementation  # noqa: F401
 
-__all__ = ["check", "check_gradient", "check_implementation", "combine", "learner_or_reference", "exercise",
+__all__ = ["call_learner", "check", "check_gradient", "check_implementation", "combine", "learner_or_reference",
+           "exercise",
            "forbid_package_calls", "Verdict", "EXERCISES", "RESULTS", "IMPLEMENTATIONS", "WriteItYourself"]

@@ -109,6 +109,22 @@ def resolve(x, what: str = "answer"):
     return x
 
 
+def call_learner(name: str, fn, *args, hint=None, quiet: bool = False, **kwargs):
+    """Call the learner's ``fn(*args, **kwargs)`` for a checker. Returns ``(result, None)``; or ``(None, verdict)``
+    (already printed unless ``quiet``) when ``fn`` is a placeholder or raises NotImplementedError ("not solved
+    yet") or raises anything else (❌ naming the exception, no traceback)."""
+    if is_unsolved(fn):
+        return None, _emit(unsolved_verdict(name, hint, f"got {fn!r}"), quiet)
+    if not callable(fn):
+        return None, _emit(raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint), quiet)
+    try:
+        return resolve(lambda: fn(*args, **kwargs)), None
+    except _Unsolved as u:
+        return None, _emit(unsolved_verdict(name, hint, str(u)), quiet)
+    except _Raised as r:
+        return None, _emit(raised_verdict(name, str(r), hint), quiet)
+
+
 def unsolved_verdict(name: str, hint=None, detail: str = "") -> Verdict:
     d = f" ({detail})" if detail and detail not in ("NotImplementedError",) else ""
     return Verdict(name, "unsolved", np.inf, np.inf, f"❌ {name}: not solved yet{d}{_hint_txt(hint)}")
@@ -154,7 +170,8 @@ def compare(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8,
     where = f" at index {tuple(int(i) for i in worst)}" if diff.ndim else ""
     nonfinite = int(np.sum(~np.isfinite(g64)))
     extra = f", {nonfinite} non-finite value(s) (inf/NaN)" if nonfinite and np.all(np.isfinite(e64)) else ""
-    return Verdict(name, "wrong", mad, mre, f"❌ {name}: wrong (max abs diff {mad:.3g}{where}{extra}){_hint_txt(hint)}")
+    return Verdict(name, "wrong", mad, mre,
+                   f"❌ {name}: wrong (max abs diff {mad:.3g}{where}{extra}){_hint_txt(hint)}")
 
 
 def check(name: str, got, expected, *, rtol: float = 1e-6, atol: float = 1e-8, hint: str | None = None,
@@ -242,7 +259,8 @@ def combine(name: str, verdicts, *, quiet: bool = False) -> Verdict:
         mad = max(v.max_abs_diff for v in verdicts)
         mre = max(v.max_rel_err for v in verdicts)
         n = len(verdicts)
-        v = Verdict(name, status, mad, mre, f"✅ {name}: {'all ' + str(n) + ' checks pass' if n > 1 else verdicts[0].message[2:]}")
+        what = f"all {n} checks pass" if n > 1 else verdicts[0].message[2:]
+        v = Verdict(name, status, mad, mre, f"✅ {name}: {what}")
     return _emit(v, quiet)
 
 

@@ -7,7 +7,8 @@ of writing their own raises ``WriteItYourself``:
   ``xlstm_edu.nn`` (the small helpers ``sigmoid``, ``log_sigmoid``, ``log_forget_gate``, the input checks and the
   gradient check stay usable);
 * the official packages: every function of ``mlstm_kernels`` and ``xlstm``;
-* PyTorch's LSTM: ``torch.nn.LSTM``/``LSTMCell`` (their ``forward``) and ``torch.lstm``/``torch.lstm_cell``.
+* PyTorch's LSTM: ``torch.nn.LSTM``/``LSTMCell`` (their ``forward``) and ``torch.lstm``/``torch.lstm_cell``;
+* the reference solutions inside the checkers (``xlstm_edu.exercises.chNN``) and the bug bank's implementations.
 
 How: the *code* of each such function is swapped for a stub that raises (and restored on exit), so every name
 bound to the function refuses, including aliases made earlier (``from xlstm_edu.np import mlstm_parallel as
@@ -20,8 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.abc
-import importlib.machinery
 import inspect
+import re
 import sys
 import types
 
@@ -41,8 +42,12 @@ class WriteItYourself(RuntimeError):
     """Raised by a ready-made implementation called inside ``forbid_package_calls()``."""
 
 
+_CHAPTER_MODULE = re.compile(r"xlstm_edu\.exercises\.(ch\d+|bugs)$")  # reference solutions of the checkers
+
+
 def _matches(modname: str) -> bool:
-    return any(modname == p or modname.startswith(p + ".") for p in FORBIDDEN_PREFIXES)
+    return (any(modname == p or modname.startswith(p + ".") for p in FORBIDDEN_PREFIXES)
+            or bool(_CHAPTER_MODULE.match(modname)))
 
 
 def _public_name(fn) -> str:

@@ -54,7 +54,8 @@ SUMMARY = {  # the battery in a few words, for the ✅ line
     "slstm_recurrent": "S from 1 to 12, 2 and 3 heads, a given state, one with m = 20, float32 with gates near ±100",
     "mlstm_recurrent": "S from 1 to 13, eps 0, 1e-6 and 0.01, DK ≠ DV, a given state, one with m = 20, "
                        "float32 with gates near ±100",
-    "mlstm_parallel": "S from 1 to 13, eps 0, 1e-6 and 0.01, DK ≠ DV, large input gates, float32 with gates near ±100",
+    "mlstm_parallel": "S from 1 to 13, eps 0, 1e-6 and 0.01, DK ≠ DV, large input gates, "
+                      "float32 with gates near ±100",
     "mlstm_chunkwise": "S from 1 to 13, chunk sizes 1 to 64 (larger than S, and a last shorter chunk), eps 0 to 0.01, "
                        "a given state, one with m = 20, float32 with gates near ±100",
 }

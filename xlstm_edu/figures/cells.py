@@ -100,7 +100,8 @@ def _slstm() -> Diagram:
          ("n0", "muln", "", 0), ("muln", "plusn", "", 0), ("plusn", "n1", "", 0),
          ("m0", "stab", "", 0.15), ("stab", "m1", "", -0.1),
          ("x", "pre", "", 0), ("h0", "pre", "", 0),
-         ("pre", "stab", r"$\tilde\imath, \tilde f$", 0), ("pre", "z", r"$\tilde z$", 0), ("pre", "o", r"$\tilde o$", 0),
+         ("pre", "stab", r"$\tilde\imath, \tilde f$", 0), ("pre", "z", r"$\tilde z$", 0),
+         ("pre", "o", r"$\tilde o$", 0),
          ("stab", "mulc", "", 0), ("stab", "muln", "", 0), ("z", "plusc", "", 0.2),
          ("plusc", "div", "", 0), ("plusn", "div", "", 0), ("div", "mulo", "", 0), ("o", "mulo", "", 0),
          ("mulo", "h1", "", 0)]
@@ -186,14 +187,13 @@ def cell_diagram(kind: str, ax=None):
         ax.add_patch(FancyArrowPatch(p0, p1, arrowstyle="-|>", mutation_scale=12, lw=1.4, color=color,
                                      connectionstyle=f"arc3,rad={bend}", zorder=1, shrinkA=2, shrinkB=2))
         if label:
-            ax.text(p0[0] + 0.62 * (p1[0] - p0[0]), p0[1] + 0.62 * (p1[1] - p0[1]), label, fontsize=9, color="#333333", ha="center",
+            ax.text(p0[0] + 0.62 * (p1[0] - p0[0]), p0[1] + 0.62 * (p1[1] - p0[1]), label, fontsize=9,
+                    color="#333333", ha="center",
                     va="center", zorder=3, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.85))
     for node in d.nodes.values():
         fill = {"state": node.color, "gate": node.color, "output": node.color}.get(node.kind, "white")
         alpha = 0.22 if node.kind in ("state", "gate", "output") else 1.0
-        style_ = "round,pad=0.05" if node.kind != "op" else "circle,pad=0.02"
-        if node.kind == "op":
-            style_ = "round,pad=0.05,rounding_size=0.3"
+        style_ = "round,pad=0.05,rounding_size=0.3" if node.kind == "op" else "round,pad=0.05"
         ax.add_patch(FancyBboxPatch((node.x - node.w / 2, node.y - node.h / 2), node.w, node.h, boxstyle=style_,
                                     fc=fill, alpha=alpha, ec="none", zorder=2))
         ax.add_patch(FancyBboxPatch((node.x - node.w / 2, node.y - node.h / 2), node.w, node.h, boxstyle=style_,
