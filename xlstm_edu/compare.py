@@ -97,7 +97,8 @@ class Protocol:
 PROTOCOLS = {
     "cpu-tiny": Protocol(steps=300, sweep_steps=100, lrs=(1e-3, 3e-3, 1e-2), seeds=(1, 2, 3), warmup_iters=30,
                          eval_interval=25, eval_iters=4),
-    # ~2 hours on 2 quiet cores with --jobs 2 (xLSTM ~0.6 s, GPT ~0.25 s, LSTM ~0.2 s per step, one thread)
+    # an estimated 1 to 2 hours on 2 quiet cores with --jobs 2 (from step times measured under load: xLSTM ~0.5-0.9 s,
+    # GPT ~0.2-0.4 s, LSTM ~0.1-0.2 s per step on one thread; 7,500+ steps per model, plus evaluations)
     "cpu-small": Protocol(steps=2000, sweep_steps=500, lrs=(1e-3, 2e-3, 4e-3), seeds=(1, 2, 3), warmup_iters=100,
                           eval_interval=100, eval_iters=4),
     "gpu-small": Protocol(steps=3000, sweep_steps=750, lrs=(5e-4, 1e-3, 2e-3), seeds=(1, 2, 3), warmup_iters=200,
@@ -309,7 +310,7 @@ def readme_block(results: dict | None, preset: str) -> str:
     return "\n".join([
         f"`{h['command']}` (commit `{h['commit']}`, {h['date']}; {h['jobs']} job(s) of {h['threads_per_job']} "
         f"thread(s) on {h['machine']}; load average {_fmt_load(load[0])} at the start, {_fmt_load(load[1])} at "
-        f"the end; {h['wall_time_s'] / 60:.0f} minutes). Every run: {h['protocol']['steps']:,} steps of "
+        f"the end; {h['wall_time_s'] / 60:.0f} min in all). Every run: {h['protocol']['steps']:,} steps of "
         f"{h['batch_size']} × {h['context_length']} characters; validation loss in nats per character on the "
         f"whole validation split ({h['val_tokens']:,} characters; uniform guess ln {h['vocab_size']} = "
         f"{math.log(h['vocab_size']):.3f}).",
