@@ -56,4 +56,4 @@ def test_two_cpu_processes_stay_in_sync(tmp_path):
     assert [m["step"] for m in read_metrics(tmp_path / "run")] == [0, 2, 4]
     # rank 0 wrote one checkpoint holding both processes' RNG states; tokens count both processes' batches
     ck = load_checkpoint(tmp_path / "run")
-    assert len(ck["rng"]) == 2 and ck["step"] == 4 and ck["tokens"] == 4 * 2 * 16 * 16
+    assert len(ck["rng"]) == 2 and ck["step"] == 4 and ck["history"][-1]["tokens"] == 4 * 2 * 16 * 16
