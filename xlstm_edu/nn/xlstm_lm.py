@@ -198,6 +198,11 @@ class XLSTMLM(nn.Module):
         """The state before the first token (zeros): one tuple per block (conv buffer, then the cell state)."""
         return [b.init_state(batch_size, device, dtype) for b in self.blocks]
 
+    @staticmethod
+    def state_nbytes(state) -> int:
+        """Bytes the state holds (the same at every position: the state does not grow)."""
+        return state_nbytes(state)
+
     def step(self, idx_t: torch.Tensor, state=None, *, return_gates: bool = False):
         """idx_t (B,) → ``(logits (B, V), new state)`` (plus the gate records with ``return_gates``). O(1) work
         per token; equals ``model(idx)[:, t]`` when ``state`` holds the tokens before t."""
