@@ -232,20 +232,31 @@ class GPT(nn.Module):
         B, S = idx.shape
         state = self.init_state(B, idx.device) if state is None else state
         self._check_state(state, B)
-        seen, ctx = state["seen"], self.cfg.context_length
-        n = min(S, max(ctx - seen, 0))  # tokens that still get a position of their own
+        n = min(S, max(self.cfg.context_length - state["seen"], 0))  # tokens that still get their own position
         parts = []
         if n:
-            caches = [dict(c) for c in state["caches"]]  # a new state object (the buffers are shared)
-            x = self._embed(idx[:, :n], pos0=seen)
-            for block, cache in zip(self.blocks, caches):
-                x = block(x, cache)
-            parts.append(self.lm_head(self.ln_f(x)))
-            state = {"seen": seen + n, "tokens": torch.cat([state["tokens"], idx[:, :n]], dim=1), "caches": caches}
+            logits, state = self._extend(idx[:, :n], state)
+            parts.append(logits)
         for t in range(n, S):
-            logits, state = self.step(idx[:, t], state)
+            logits, state = self._slide(idx[:, t], state)
             parts.append(logits[:, None])
         return torch.cat(parts, dim=1), state
+
+    def _extend(self, idx, state):
+        """The tokens idx (B, S) at positions seen .. seen+S-1 through the KV cache (they must fit the table)."""
+        seen = state["seen"]
+        caches = [dict(c) for c in state["caches"]]  # a new state object (the buffers are shared)
+        x = self._embed(idx, pos0=seen)
+        for block, cache in zip(self.blocks, caches):
+            x = block(x, cache)
+        tokens = torch.cat([state["tokens"], idx], dim=1)
+        return self.lm_head(self.ln_f(x)), {"seen": seen + idx.shape[1], "tokens": tokens, "caches": caches}
+
+    def _slide(self, idx_t, state):
+        """Past the positional table: the window of the last context_length tokens, recomputed (cache dropped)."""
+        tokens = torch.cat([state["tokens"], idx_t[:, None]], dim=1)[:, -self.cfg.context_length:]
+        empty = [{"k": None, "v": None, "len": 0, "max_len": self.cfg.context_length} for _ in self.blocks]
+        return self.forward(tokens)[:, -1], {"seen": state["seen"] + 1, "tokens": tokens, "caches": empty}
 
     @torch.no_grad()
     def step(self, idx_t: torch.Tensor, state: dict | None = None):
@@ -256,12 +267,9 @@ class GPT(nn.Module):
         state = self.init_state(idx_t.shape[0], idx_t.device) if state is None else state
         self._check_state(state, idx_t.shape[0])
         if state["seen"] < self.cfg.context_length:
-            logits, state = self.prefill(idx_t[:, None], state)
+            logits, state = self._extend(idx_t[:, None], state)
             return logits[:, -1], state
-        # the window slides: positions shift, so the cached keys are stale -> recompute the window
-        tokens = torch.cat([state["tokens"], idx_t[:, None]], dim=1)[:, -self.cfg.context_length:]
-        empty = [{"k": None, "v": None, "len": 0, "max_len": self.cfg.context_length} for _ in self.blocks]
-        return self.forward(tokens)[:, -1], {"seen": state["seen"] + 1, "tokens": tokens, "caches": empty}
+        return self._slide(idx_t, state)  # positions shift, so the cached keys are stale: recompute the window
 
     @staticmethod
     def state_nbytes(state: dict) -> int:
