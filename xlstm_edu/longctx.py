@@ -146,7 +146,10 @@ def plot(result: dict, path: Path) -> None:
     for kind in result["header"]["models"]:
         rows = [r for r in result["rows"] if r["model"] == kind]
         Cs = sorted({r["context"] for r in rows})
-        per_seed = [[r["loss"] for r in rows if r["context"] == C] for C in Cs]
+        ref_C = trained if trained in Cs else Cs[0]
+        base = {r["seed"]: r["loss"] for r in rows if r["context"] == ref_C}
+        # the change against the loss at the training context, seed by seed (models differ by much more)
+        per_seed = [[r["loss"] - base[r["seed"]] for r in rows if r["context"] == C] for C in Cs]
         mean = [statistics.fmean(v) for v in per_seed]
         label = kind + (" (sliding window)" if kind == "gpt" else "")
         ax1.plot(Cs, mean, "o-", color=colors.get(kind), label=label)
@@ -162,8 +165,9 @@ def plot(result: dict, path: Path) -> None:
         ax.axvline(trained, color="0.4", ls="--", lw=1)
         ax.set_xscale("log", base=2)
         ax.legend()
-    ax1.set(xlabel="evaluation context C (characters)", ylabel="validation loss (nats/char)",
-            title=f"trained at {trained}, evaluated at C (same characters; mean and range over seeds)")
+    ax1.axhline(0, color="0.6", lw=0.8)
+    ax1.set(xlabel="evaluation context C (characters)", ylabel="loss(C) - loss at the training context",
+            title=f"trained at {trained}; same characters at every C (mean, range over seeds)")
     ax2.set(xlabel="position in a window (characters read before)", ylabel="loss (nats/char)",
             title=f"loss by position inside a {max(r['context'] for r in result['rows'])}-character window")
     fig.savefig(path, dpi=120)

@@ -256,8 +256,11 @@ def main(argv=None):
         print(f"{kind}: time per token at {hi} / at {lo} = {s['time_ratio']['ratio']:.2f}x (target <= 1.2x: "
               f"{'met' if s['time_ratio']['target_1.2x_met'] else 'NOT met'}); state "
               f"{'the same' if s['state_bytes_constant'] else 'NOT the same'} at every position"
-              + (f"; faster than GPT's KV cache from P = {cx['first_measured_position_faster']} on (measured), "
-                 f"straight-line fit: P ≈ {cx['fit_position']}" if cx else ""))
+              + ("" if not cx else f"; faster than GPT's KV cache from P = {cx['first_measured_position_faster']} "
+                 "on (measured)" if cx["first_measured_position_faster"] is not None
+                 else "; not faster than GPT's KV cache at any measured position")
+              + (f"; straight-line fit of GPT's time: P ≈ {cx['fit_position']}" if cx and cx["fit_position"] is not None
+                 else ""))
     header["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if out is not None:
         out.write_text(json.dumps({"header": header, "rows": rows, "summary": summary, "skipped": skipped},
