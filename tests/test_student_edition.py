@@ -20,7 +20,7 @@ NOTEBOOKS = course.notebook_paths(notebooks_dir())
 NOT_YET_CONVERTED = {
     "00_start_here", "02_exponential_gating", "03_stabilization", "04_slstm", "05_matrix_memory",
     "06_parallel_mlstm", "07_chunkwise_mlstm", "08_bug_museum", "09_numpy_to_pytorch", "10_training",
-    "11_gate_explorer", "12_paper_claims",
+    "12_paper_claims",
 }
 
 
