@@ -364,3 +364,17 @@ def test_ddp_wrapped_model_emits_no_stride_warning(tmp_path):
     r = subprocess.run([sys.executable, "-W", "always", str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "backward done" in r.stdout, r.stderr[-2000:]
     assert "Grad strides" not in r.stderr + r.stdout
+
+
+def test_readme_quotes_the_cpu_small_state_size():
+    """The README's state size of the cpu-small xLSTM[1:1] is what the model holds (a fact of the code, not a
+    measurement: it must follow the code)."""
+    from pathlib import Path
+
+    from xlstm_edu.models import build_model
+    from xlstm_edu.presets import get_preset
+
+    model = build_model("xlstm", 75, 128, **get_preset("cpu-small")["models"]["xlstm"])
+    n = model.state_nbytes(model.init_state(1))
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"{n:,} bytes for the `cpu-small` xLSTM[1:1]" in readme

@@ -248,19 +248,19 @@ def main(argv=None):
             continue
         s = summary[kind] = {"state_bytes_constant": len({r["state_bytes"] for r in mine.values()}) == 1}
         lo, hi = min(mine), (4096 if 4096 in mine else max(mine))
-        s["time_ratio"] = {"positions": [lo, hi], "ratio": round(mine[hi]["ms_per_token"] / mine[lo]["ms_per_token"], 3)}
-        s["time_ratio"]["target_1.2x_met"] = s["time_ratio"]["ratio"] <= 1.2
+        ratio = round(mine[hi]["ms_per_token"] / mine[lo]["ms_per_token"], 3)
+        s["time_ratio"] = {"positions": [lo, hi], "ratio": ratio, "target_1.2x_met": ratio <= 1.2}
+        line = (f"{kind}: time per token at {hi} / at {lo} = {ratio:.2f}x (target <= 1.2x: "
+                f"{'met' if ratio <= 1.2 else 'NOT met'}); state "
+                f"{'the same' if s['state_bytes_constant'] else 'NOT the same'} at every position")
         cx = crossover(rows, kind)
         if cx:
             s["overtakes_gpt_kv_cache"] = cx
-        print(f"{kind}: time per token at {hi} / at {lo} = {s['time_ratio']['ratio']:.2f}x (target <= 1.2x: "
-              f"{'met' if s['time_ratio']['target_1.2x_met'] else 'NOT met'}); state "
-              f"{'the same' if s['state_bytes_constant'] else 'NOT the same'} at every position"
-              + ("" if not cx else f"; faster than GPT's KV cache from P = {cx['first_measured_position_faster']} "
-                 "on (measured)" if cx["first_measured_position_faster"] is not None
-                 else "; not faster than GPT's KV cache at any measured position")
-              + (f"; straight-line fit of GPT's time: P ≈ {cx['fit_position']}" if cx and cx["fit_position"] is not None
-                 else ""))
+            first, fit = cx["first_measured_position_faster"], cx["fit_position"]
+            line += (f"; faster than GPT's KV cache from P = {first} on (measured)" if first is not None
+                     else "; not faster than GPT's KV cache at any measured position")
+            line += f"; straight-line fit of GPT's time: P ≈ {fit}" if fit is not None else ""
+        print(line)
     header["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     if out is not None:
         out.write_text(json.dumps({"header": header, "rows": rows, "summary": summary, "skipped": skipped},

@@ -67,8 +67,8 @@ def check_state_size(state_size_bytes, *, quiet: bool = False):
     inner size that has to be rounded up)."""
     from xlstm_edu.nn.xlstm_lm import XLSTMConfig, XLSTMLM
 
-    hint = ("per mLSTM block: (K-1)·inner conv inputs + NH·DH² (C) + NH·DH (n) + NH (m), inner = round_up(2·E, 64), "
-            "DH = inner/NH; per sLSTM block: (K-1)·E + 4·E (h, c, n, m); times 4 bytes")
+    hint = ("per mLSTM block: (K-1)·inner conv inputs + NH·DH² (C) + NH·DH (n) + NH (m), with "
+            "inner = round_up(2·E, 64) and DH = inner/NH; per sLSTM block: (K-1)·E + 4·E (h, c, n, m); times 4 bytes")
     parts = []
     for values in STATE_CONFIGS:
         cfg = XLSTMConfig(**values)

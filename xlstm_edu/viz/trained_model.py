@@ -228,7 +228,8 @@ class TrainedModel(Explorer):
         "<b>forget gate</b> (the default): where does the memory let go (darker cells)? Look at spaces, "
         "line ends (↵) and the start of a speaker's name; heads differ: some forget almost never. The colour "
         "scale spans the values in this text: read the colour bar.",
-        "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a space.",
+        "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a "
+        "space.",
         "<b>normalizer</b> (sLSTM, and ‖n‖ for mLSTM): how much has been written, in true units; it grows, and drops "
         "where the forget gate closes.",
         "The framed, italic characters at the end are the model's own continuation of your text (a tiny model "
