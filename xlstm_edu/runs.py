@@ -114,6 +114,14 @@ def resume_run(out_dir, *, data_dir=None, train_overrides: dict | None = None, r
     return Run(model, _batches(text, meta, cfg, rank), cfg, meta, text)
 
 
+def write_config(out_dir, run: Run) -> None:
+    """``out_dir/config.json``: what was run, for people (and for finding runs by kind)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CONFIG_NAME).write_text(json.dumps({"train_config": dataclasses.asdict(run.cfg), **run.meta,
+                                                   "params": run.model.num_params()}, indent=1))
+
+
 def _batches(text, shape: dict, cfg: TrainConfig, rank: int):
     from xlstm_edu.data import make_get_batch
 
@@ -244,8 +252,7 @@ def main(argv=None) -> int:
             print(f"{run.meta['kind']}: {run.model.num_params():,} parameters; corpus {run.corpus.name} "
                   f"({len(run.corpus.text):,} characters, vocabulary {run.corpus.vocab_size}; {run.corpus.note}); "
                   f"device {device}, {world} process(es)")
-            (out / CONFIG_NAME).write_text(json.dumps({"train_config": dataclasses.asdict(run.cfg), **run.meta,
-                                                       "params": run.model.num_params()}, indent=1))
+            write_config(out, run)
         try:
             result = train(run.model, run.get_batch, run.cfg, out, resume=args.resume, meta=run.meta,
                            progress=not args.no_progress)
