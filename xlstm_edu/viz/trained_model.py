@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from xlstm_edu._validate import check_choice
+from xlstm_edu.models import XLSTM_KINDS  # the registry's xLSTM kinds: xlstm, mlstm, slstm
 from xlstm_edu.viz._base import Explorer, figsize, figure_style
 
-XLSTM_KINDS = ("xlstm", "mlstm", "slstm")
 GATES = {
     "input gate ĩ = log i": "input",
     "forget gate f = σ(f̃)": "forget",
@@ -56,18 +56,15 @@ def find_run(runs_dir: Path | str | None = None) -> Path | None:
 
 
 def train_tiny(out_dir: Path | str, max_iters: int = 300, kind: str = "xlstm") -> Path:
-    """Train the ``cpu-tiny`` preset with the course's trainer (``python -m xlstm_edu.train``) into ``out_dir``."""
-    from xlstm_edu.train import main
+    """Train the ``cpu-tiny`` preset with the course's trainer (``xlstm_edu.train.train``) into ``out_dir``."""
+    from xlstm_edu.runs import new_run, write_config
+    from xlstm_edu.train import train
 
     check_choice(kind, "kind", XLSTM_KINDS)
     out_dir = Path(out_dir)
-    argv = ["--model", kind, "--preset", "cpu-tiny", "--out", str(out_dir), "--max-iters", str(int(max_iters)),
-            "--no-progress"]
-    if (out_dir / "ckpt.pt").exists():
-        argv.append("--overwrite")
-    rc = main(argv)
-    if rc != 0:
-        raise RuntimeError(f"training cpu-tiny into {out_dir} failed (exit code {rc})")
+    run = new_run(kind, "cpu-tiny", train_overrides={"max_iters": int(max_iters)})
+    write_config(out_dir, run)
+    train(run.model, run.get_batch, run.cfg, out_dir, meta=run.meta, progress=False)
     return out_dir
 
 
