@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-KINDS = ("xlstm", "mlstm", "slstm", "gpt", "lstm")
+from xlstm_edu.models import KIND_NAMES as KINDS  # the model registry
 
 
 # ------------------------------------------------------------------------------------------------- training
