@@ -289,17 +289,19 @@ def deltanet_parallel(q, k, v, beta, state=None):
 
         (I + diag(β) tril(K Kᵀ, -1)) U = diag(β) (V - K S_0)
 
-    a unit lower-triangular system (always solvable; forward substitution). Returns (h, S_last) like
-    :func:`deltanet_recurrent`. O(S²) memory; ``np.linalg.solve`` stands in for a triangular solver.
+    a unit lower-triangular system, always solvable by forward substitution. Everything else is matrix
+    products. The substitution is a loop over rows here (each row one matrix-vector product with the rows
+    already solved; the chunkwise kernels run it only within a short chunk). A general solver such as
+    ``np.linalg.solve`` would pivot, mixing later rows into earlier ones by round-off: not causal.
+    Returns (h, S_last) like :func:`deltanet_recurrent`. O(S²) memory.
     """
     q, k, v, out = _check_qkv(q, k, v)
     beta = _check_gate(beta, "beta", q.shape, "the write strength").astype(q.dtype)
     S0 = _check_S0(state, q.shape[:-2], q.shape[-1], v.shape[-1], q.dtype)
-    n = q.shape[-2]
-    kkT = np.matmul(k, np.swapaxes(k, -1, -2))
-    T = np.eye(n, dtype=q.dtype) + beta[..., :, None] * np.tril(kkT, -1)  # I + diag(β) tril(KKᵀ, -1)
-    rhs = beta[..., :, None] * (v - np.matmul(k, S0))  # diag(β)(V - K S_0)
-    U = np.linalg.solve(T, rhs)  # the pseudo-values u_t (..., S, DV)
+    N = beta[..., :, None] * np.tril(np.matmul(k, np.swapaxes(k, -1, -2)), -1)  # diag(β) tril(KKᵀ, -1)
+    U = beta[..., :, None] * (v - np.matmul(k, S0))  # right-hand side diag(β)(V - K S_0), solved in place:
+    for t in range(1, q.shape[-2]):  # forward substitution: u_t -= Σ_{s<t} N_ts u_s
+        U[..., t, :] -= np.matmul(N[..., t, None, :t], U[..., :t, :])[..., 0, :]
     h = np.matmul(q, S0) + np.matmul(np.tril(np.matmul(q, np.swapaxes(k, -1, -2))), U)
     S_last = S0 + np.matmul(np.swapaxes(k, -1, -2), U)  # S_0 + Σ_s k_s u_sᵀ
     return _out(h, S_last, out)
