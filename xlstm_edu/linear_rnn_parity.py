@@ -318,9 +318,10 @@ BEST_LENGTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 64, 128, 256)
 
 
 def run(models=tuple(MODELS), seeds: int = 3, preset: str = "cpu", json_path=None, png_path=None,
-        command: str | None = None, verbose: bool = True, **overrides) -> dict:
+        command: str | None = None, verbose: bool = True, theory: bool = True, **overrides) -> dict:
     """Run the whole experiment (hand-set models, the best [0, 1] one-unit model, training); return the result
-    object that ``--json`` writes. ``overrides`` replace fields of the preset's ``Settings`` (``steps=200``)."""
+    object that ``--json`` writes. ``theory=False`` skips the first two parts (the training only).
+    ``overrides`` replace fields of the preset's ``Settings`` (``steps=200``)."""
     from xlstm_edu.experiments import code_version
 
     check_choice(preset, "preset", PRESETS)
@@ -339,10 +340,12 @@ def run(models=tuple(MODELS), seeds: int = 3, preset: str = "cpu", json_path=Non
            "seeds": seeds, "models": models, "labels": {m: LABELS[m] for m in models}, "runs": []}
     small = preset == "smoke"
     h_lengths = HANDSET_LENGTHS[:4] if small else HANDSET_LENGTHS
-    out["handset"] = [evaluate_handset(h_lengths, beta_one=b, per_length=settings.per_length) for b in (2.0, 1.0)]
     b_lengths = BEST_LENGTHS[:4] if small else BEST_LENGTHS
-    out["best_nonnegative"] = [best_one_unit_accuracy(n) for n in b_lengths]
-    if verbose:
+    if theory:
+        out["handset"] = [evaluate_handset(h_lengths, beta_one=b, per_length=settings.per_length)
+                          for b in (2.0, 1.0)]
+        out["best_nonnegative"] = [best_one_unit_accuracy(n) for n in b_lengths]
+    if verbose and theory:
         for hs in out["handset"]:
             print(f"hand-set one-unit DeltaNet, β on a 1 = {hs['beta_one']:g} (eigenvalue {hs['eigenvalue_on_one']:+g}):"
                   f" accuracy {hs['accuracy']:.3f} over lengths {list(h_lengths)}")
