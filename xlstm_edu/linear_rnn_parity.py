@@ -399,8 +399,9 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-_FALLBACK_COLORS = {"deltanet[0,1]": "#56B4E9", "deltanet[-1,1]": "#0072B2", "decay[0,1]": "#F0E442",
-                    "decay[-1,1]": "#E69F00", "mlstm": "#009E73", "slstm": "#D55E00"}
+# Okabe-Ito colours; mlstm / slstm as in xlstm_edu.style.MODEL_COLORS (sky, green)
+_FALLBACK_COLORS = {"deltanet[0,1]": "#CC79A7", "deltanet[-1,1]": "#0072B2", "decay[0,1]": "#E69F00",
+                    "decay[-1,1]": "#D55E00", "mlstm": "#56B4E9", "slstm": "#009E73"}
 
 
 def colors() -> dict:
