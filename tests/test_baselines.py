@@ -1,4 +1,5 @@
-"""The GPT and LSTM baselines: shapes, causality, step == forward, parameter counts, and build_model."""
+"""The GPT and LSTM baselines: shapes, causality, step == forward, prefill + step == forward (the GPT's KV cache,
+the LSTM's (h, c)), what the GPT does past its positional table, parameter counts, and build_model."""
 
 import dataclasses
 
@@ -138,3 +139,78 @@ def test_preset_param_counts_are_comparable(preset):
     ref = counts["xlstm"]
     for kind, n in counts.items():
         assert abs(n - ref) / ref < 0.15, f"{preset}: {kind} has {n:,} parameters, xlstm {ref:,}"
+
+
+# ------------------------------------------------------------------------------------------ generation state
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+@pytest.mark.parametrize("t", [1, 5, S - 1])
+def test_prefill_then_step_equals_forward(kind, t):
+    model = tiny(kind)
+    idx = torch.randint(0, V, (2, S), generator=torch.Generator().manual_seed(t))
+    full = model(idx)
+    logits, state = model.prefill(idx[:, :t])
+    torch.testing.assert_close(logits, full[:, :t], rtol=0, atol=1e-10)
+    for s in range(t, S):
+        logits_s, state = model.step(idx[:, s], state)
+        torch.testing.assert_close(logits_s, full[:, s], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_prefill_in_chunks_equals_forward(kind):
+    """Several prefills, each continuing the last one's state (the GPT attends to its cache plus the new
+    chunk under a causal mask), give one pass's logits."""
+    model = tiny(kind)
+    idx = torch.randint(0, V, (2, S), generator=torch.Generator().manual_seed(7))
+    state, outs = None, []
+    for a, b in ((0, 3), (3, 4), (4, 9), (9, S)):
+        logits, state = model.prefill(idx[:, a:b], state)
+        outs.append(logits)
+    torch.testing.assert_close(torch.cat(outs, 1), model(idx), rtol=0, atol=1e-10)
+
+
+def test_gpt_kv_cache_grows_one_position_per_step():
+    """Each step appends one key and one value per block: the cache holds 2 · blocks · T · d numbers."""
+    model = tiny("gpt")
+    d, L = model.cfg.embedding_dim, model.cfg.num_blocks
+    idx = torch.randint(0, V, (1, S))
+    _, state = model.prefill(idx[:, :4])
+    sizes = []
+    for t in range(4, 8):
+        assert all(c["len"] == t for c in state["caches"])
+        sizes.append(model.state_nbytes(state))
+        _, state = model.step(idx[:, t], state)
+    per_token = 2 * L * d * 8 + 8  # float64 keys and values, plus the int64 token id
+    assert sizes == [t * per_token for t in range(4, 8)]
+
+
+def test_gpt_prefill_past_the_table_slides_the_window():
+    """A prompt longer than context_length: the tokens past the table are fed with the sliding window, so the
+    logits there equal forward over the last context_length tokens; generation goes on from that state."""
+    model = tiny("gpt")
+    idx = torch.randint(0, V, (2, S + 6), generator=torch.Generator().manual_seed(4))
+    logits, state = model.prefill(idx[:, :S + 3])
+    torch.testing.assert_close(logits[:, :S], model(idx[:, :S]), rtol=0, atol=1e-10)
+    for t in range(S, S + 6):
+        if t >= S + 3:
+            lt, state = model.step(idx[:, t], state)
+        else:
+            lt = logits[:, t]
+        torch.testing.assert_close(lt, model(idx[:, t - S + 1:t + 1])[:, -1], rtol=0, atol=1e-10)
+    assert state["seen"] == S + 6 and state["tokens"].shape == (2, S)
+    assert all(c["k"] is None for c in state["caches"])  # the cache is dropped once the window slides
+
+
+def test_lstm_state_does_not_grow():
+    model = tiny("lstm")
+    _, s3 = model.prefill(torch.randint(0, V, (1, 3)))
+    _, s50 = model.prefill(torch.randint(0, V, (1, 50)))  # the LSTM, like the xLSTM, takes any length
+    assert model.state_nbytes(s3) == model.state_nbytes(s50) == 2 * 2 * 16 * 8
+
+
+def test_gpt_bad_state_is_a_value_error():
+    model = tiny("gpt")
+    with pytest.raises(ValueError, match="GPT generation state"):
+        model.step(torch.zeros(2, dtype=torch.long), [None])
+    _, state = model.prefill(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch of 2"):
+        model.step(torch.zeros(3, dtype=torch.long), state)

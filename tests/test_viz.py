@@ -247,3 +247,43 @@ def test_load_or_train_in_fast_mode(tmp_path, monkeypatch):
     assert how == "trained 2 steps" and (run_dir / "ckpt.pt").exists() and len(chars) > 30
     model2, _, _, how2 = load_or_train(run_dir)
     assert how2 == "loaded"
+
+
+def test_gate_traces_are_the_blocks_own_reports(tiny_model, monkeypatch):
+    """No hooks: the explorer's values are what the blocks report, the same as stepping token by token with
+    ``return_gates=True``."""
+    import torch
+
+    from xlstm_edu.viz import gate_traces
+
+    def no_hooks(*a, **k):
+        raise AssertionError("the gate explorer must not attach forward hooks")
+
+    monkeypatch.setattr(torch.nn.Module, "register_forward_hook", no_hooks)
+    model, chars = tiny_model
+    text = "Hello, world.\n"
+    tr = gate_traces(model, chars, text)
+    state = model.init_state(1)
+    with torch.no_grad():
+        for t, ch in enumerate(text):
+            _, state, g = model.step(torch.tensor([chars.index(ch)]), state, return_gates=True)
+            np.testing.assert_allclose(tr.values[0]["input"][t], g[0]["i_pre"][0].numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(tr.values[0]["forget"][t], torch.sigmoid(g[0]["f_pre"][0]).numpy(),
+                                       rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(tr.values[1]["output"][t], g[1]["o"][0].mean(-1).numpy(), rtol=1e-5,
+                                       atol=1e-6)
+
+
+def test_find_run_looks_in_the_course_folder(tmp_path, monkeypatch):
+    import json
+
+    from xlstm_edu.viz.trained_model import find_run
+
+    monkeypatch.setenv("XLSTM_EDU_HOME", str(tmp_path))
+    assert find_run() is None
+    for name, kind in (("a_gpt", "gpt"), ("b_xlstm", "xlstm")):
+        d = tmp_path / "runs" / name
+        d.mkdir(parents=True)
+        (d / "ckpt.pt").write_bytes(b"")
+        (d / "config.json").write_text(json.dumps({"kind": kind}))
+    assert find_run() == tmp_path / "runs" / "b_xlstm"  # GPT runs are not xLSTM runs

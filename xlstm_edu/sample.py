@@ -4,9 +4,10 @@
 
     python -m xlstm_edu.sample --run runs/tiny --prompt "ROMEO:" --tokens 500 --temperature 0.8 --top-k 20
 
-The prompt is fed through ``model.step`` token by token (building the state: xLSTM's C, n, m; the LSTM's h, c; GPT's
-key/value cache), then each new character is drawn from ``softmax(logits / temperature)``, optionally restricted
-to the ``top_k`` most likely ones, and fed back. ``temperature=0`` means greedy decoding.
+The prompt goes through ``model.prefill`` in one pass (building the state: xLSTM's conv buffers and C, n, m or
+h, c, n, m; the LSTM's h, c; GPT's key/value cache), then each new character is drawn from
+``softmax(logits / temperature)``, optionally restricted to the ``top_k`` most likely ones, and fed back with
+``model.step``. ``temperature=0`` means greedy decoding.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ def load_run(run_dir, device="cpu"):
 @torch.no_grad()
 def generate(model, prompt_ids, n_tokens: int, *, temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None) -> list[int]:
-    """``n_tokens`` new token ids after ``prompt_ids`` (a non-empty list), using ``model.step``."""
+    """``n_tokens`` new token ids after ``prompt_ids`` (a non-empty list): ``model.prefill`` over the prompt,
+    then one ``model.step`` per new token (every model of the course has both)."""
     if len(prompt_ids) == 0:
         raise ValueError("prompt: expected at least one character")
     if n_tokens < 0:
@@ -48,24 +50,26 @@ def generate(model, prompt_ids, n_tokens: int, *, temperature: float = 1.0, top_
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    state = model.init_state(1, device=device)
-    for t in prompt_ids:  # feed the prompt
-        logits, state = model.step(torch.tensor([t], device=device), state)
-    out = []
-    for _ in range(n_tokens):
-        logits = logits.float()[0]
-        if temperature == 0:
-            nxt = int(torch.argmax(logits))
-        else:
-            logits = logits / temperature
-            if top_k is not None and top_k < logits.numel():
-                kth = torch.topk(logits, top_k).values[-1]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = torch.softmax(logits, dim=-1).cpu()
-            nxt = int(torch.multinomial(probs, 1, generator=generator))
-        out.append(nxt)
-        logits, state = model.step(torch.tensor([nxt], device=device), state)
-    model.train(was_training)
+    try:
+        logits, state = model.prefill(torch.tensor([list(prompt_ids)], dtype=torch.long, device=device))
+        logits = logits[:, -1]
+        out = []
+        for i in range(n_tokens):
+            logits = logits.float()[0]
+            if temperature == 0:
+                nxt = int(torch.argmax(logits))
+            else:
+                logits = logits / temperature
+                if top_k is not None and top_k < logits.numel():
+                    kth = torch.topk(logits, top_k).values[-1]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = torch.softmax(logits, dim=-1).cpu()
+                nxt = int(torch.multinomial(probs, 1, generator=generator))
+            out.append(nxt)
+            if i + 1 < n_tokens:  # the last token needs no step: nothing comes after it
+                logits, state = model.step(torch.tensor([nxt], device=device), state)
+    finally:
+        model.train(was_training)
     return out
 
 

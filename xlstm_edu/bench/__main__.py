@@ -6,6 +6,7 @@ import sys
 BENCHMARKS = {
     "numpy": ("xlstm_edu.bench.numpy_mlstm", "numpy mLSTM forms vs the official torch kernels (forward)"),
     "lm": ("xlstm_edu.bench.lm", "training tokens/s of our models, GPT, LSTM and the official xLSTM package"),
+    "generate": ("xlstm_edu.bench.generate", "time per generated token and state bytes vs position (KV cache)"),
 }
 
 

@@ -3,18 +3,25 @@
 Both follow the course's model interface (see ``xlstm_edu/models.py``)::
 
     logits = model(idx)                                 # (B, S) -> (B, S, V)
-    state = model.init_state(batch_size, device)        # generation state
-    logits_t, state = model.step(idx_t, state)          # (B,) -> (B, V), equals model(idx)[:, t]
+    logits, state = model.prefill(idx)                  # a prompt at once, plus the generation state
+    logits_t, state = model.step(idx_t, state)          # (B,) -> (B, V), continues the sequence
+    state = model.init_state(batch_size, device)        # the empty state
+    model.state_nbytes(state)                           # bytes the state holds
     model.num_params(non_embedding=False)
 
 ``GPT`` is Karpathy's nanoGPT in miniature: token + learned position embeddings, pre-LayerNorm blocks of causal
-self-attention (``F.scaled_dot_product_attention(is_causal=True)``) and a GeLU MLP, a final LayerNorm and a head
-tied to the token embedding. Its ``step`` keeps a key/value cache, so generating one token costs one token's
-worth of work until the context is full; after that it recomputes a sliding window of ``context_length`` tokens
-(the learned position embeddings only exist for ``context_length`` positions).
+self-attention (``F.scaled_dot_product_attention``) and a GeLU MLP, a final LayerNorm and a head tied to the
+token embedding. Its generation state is a **key/value cache**: ``prefill`` computes and stores the keys and
+values of the prompt, each ``step`` appends one key and one value per block and attends over all of them, so a
+token costs one token's projections and MLP plus attention over the T cached positions, and the cache holds
+2 · num_blocks · T · embedding_dim numbers. **Once the positional table is full** (T = ``context_length``) the
+GPT cannot place a new token at position ``context_length``: it then slides a window, recomputing the last
+``context_length`` tokens from scratch at every step (positions shift, so cached keys would be stale). That
+keeps generating at a fixed, much larger cost per token, and the model sees only the window.
 
 ``LSTMLM`` is the classic recurrent baseline of the paper's Table 2 ("vanilla multi-layer LSTM"): an embedding,
-``torch.nn.LSTM`` (the cuDNN-backed cell of eq. 2-7), dropout and a linear head.
+``torch.nn.LSTM`` (the cuDNN-backed cell of eq. 2-7), dropout and a linear head. Its state is (h, c) of every
+layer; like the xLSTM it takes sequences of any length.
 """
 
 from __future__ import annotations
@@ -80,23 +87,47 @@ class CausalSelfAttention(nn.Module):
         return [t.view(B, S, self.n_head, self.d // self.n_head).transpose(1, 2) for t in (q, k, v)]
 
     def forward(self, x, cache=None):
-        """Full causal attention; with ``cache`` (a dict holding k, v of earlier tokens) x is the newest token(s)."""
+        """Causal attention over x (B, S, d). With ``cache`` (a dict with the keys and values of the T earlier
+        tokens, see ``GPT.init_state``) x holds the next S tokens: their keys and values are appended and each new
+        query attends to the cached positions and to the new ones up to itself."""
         B, S, _ = x.shape
         q, k, v = self._qkv(x)
-        if cache is None:
+        if cache is None or cache["len"] == 0:
+            if cache is not None:
+                _cache_append(cache, k, v)
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
                                                is_causal=True)
         else:
-            if cache.get("k") is not None:
-                k = torch.cat([cache["k"], k], dim=2)
-                v = torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-            # one new query attends to every cached key: no mask needed (all keys are in its past)
-            if S != 1:
-                raise ValueError("CausalSelfAttention with a cache takes one new token at a time")
-            y = F.scaled_dot_product_attention(q, k, v)
+            T = cache["len"]
+            k, v = _cache_append(cache, k, v)  # (B, nh, T + S, hs)
+            # new token i sits at position T + i: it sees keys 0 .. T + i (one new token sees them all)
+            mask = None if S == 1 else torch.ones(S, T + S, dtype=torch.bool, device=x.device).tril(T)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, S, self.d)
         return self.resid_dropout(self.c_proj(y))
+
+
+def _cache_append(cache: dict, k, v):
+    """Write k, v (B, nh, S, hs) after the ``cache["len"]`` cached positions; return all of them (views).
+
+    The buffers grow by doubling, so appending one position is O(1) amortised (no copy of the whole cache per
+    token, as ``torch.cat`` would make)."""
+    T, S = cache["len"], k.shape[2]
+    buf_k = cache["k"]
+    if buf_k is None or T + S > buf_k.shape[2]:
+        cap = max(T + S, 2 * (buf_k.shape[2] if buf_k is not None else 0), 16)
+        if cache.get("max_len"):
+            cap = max(min(cap, cache["max_len"]), T + S)
+        new_k = k.new_empty(k.shape[0], k.shape[1], cap, k.shape[3])
+        new_v = torch.empty_like(new_k)
+        if T:
+            new_k[:, :, :T] = buf_k[:, :, :T]
+            new_v[:, :, :T] = cache["v"][:, :, :T]
+        cache["k"], cache["v"] = new_k, new_v
+    cache["k"][:, :, T:T + S] = k
+    cache["v"][:, :, T:T + S] = v
+    cache["len"] = T + S
+    return cache["k"][:, :, :T + S], cache["v"][:, :, :T + S]
 
 
 class MLP(nn.Module):
@@ -174,29 +205,81 @@ class GPT(nn.Module):
 
     # -------------------------------------------------------------------------------------- generation
     def init_state(self, batch_size: int, device=None) -> dict:
-        """An empty key/value cache (one per block) plus the tokens seen so far (for the sliding window)."""
+        """The empty generation state: ``{"seen": tokens so far, "tokens": the last ``context_length`` of them
+        (B, ≤ context_length), "caches": one {"k", "v", "len"} key/value cache per block}``. The caches are
+        written in place (their buffers are shared with the state they came from): to branch a generation,
+        ``copy.deepcopy`` the state first."""
         device = self.wte.weight.device if device is None else device
-        return {"tokens": torch.zeros(batch_size, 0, dtype=torch.long, device=device),
-                "caches": [{} for _ in self.blocks]}
+        return {"seen": 0, "tokens": torch.zeros(batch_size, 0, dtype=torch.long, device=device),
+                "caches": [{"k": None, "v": None, "len": 0, "max_len": self.cfg.context_length}
+                           for _ in self.blocks]}
+
+    def _check_state(self, state, batch_size):
+        if not (isinstance(state, dict) and {"seen", "tokens", "caches"} <= set(state)
+                and len(state["caches"]) == len(self.blocks)):
+            raise ValueError("state: expected a GPT generation state (a dict from init_state, prefill or step), "
+                             f"got {type(state).__name__}")
+        if state["tokens"].shape[0] != batch_size:
+            raise ValueError(f"state: it holds a batch of {state['tokens'].shape[0]}, the tokens a batch of "
+                             f"{batch_size}")
+
+    @torch.no_grad()
+    def prefill(self, idx: torch.Tensor, state: dict | None = None):
+        """``(logits (B, S, V), state)`` for the tokens ``idx`` (B, S), continuing ``state`` if given: their keys
+        and values go into the cache in one pass. Tokens past the positional table are fed one by one with the
+        sliding window (see ``step``)."""
+        _check_idx(idx, self.cfg.vocab_size, None, 2, "(B, S)")
+        B, S = idx.shape
+        state = self.init_state(B, idx.device) if state is None else state
+        self._check_state(state, B)
+        n = min(S, max(self.cfg.context_length - state["seen"], 0))  # tokens that still get their own position
+        parts = []
+        if n:
+            logits, state = self._extend(idx[:, :n], state)
+            parts.append(logits)
+        for t in range(n, S):
+            logits, state = self._slide(idx[:, t], state)
+            parts.append(logits[:, None])
+        return torch.cat(parts, dim=1), state
+
+    def _extend(self, idx, state):
+        """The tokens idx (B, S) at positions seen .. seen+S-1 through the KV cache (they must fit the table)."""
+        seen = state["seen"]
+        caches = [dict(c) for c in state["caches"]]  # a new state object (the buffers are shared)
+        x = self._embed(idx, pos0=seen)
+        for block, cache in zip(self.blocks, caches):
+            x = block(x, cache)
+        tokens = torch.cat([state["tokens"], idx], dim=1)
+        return self.lm_head(self.ln_f(x)), {"seen": seen + idx.shape[1], "tokens": tokens, "caches": caches}
+
+    def _slide(self, idx_t, state):
+        """Past the positional table: the window of the last context_length tokens, recomputed (cache dropped)."""
+        tokens = torch.cat([state["tokens"], idx_t[:, None]], dim=1)[:, -self.cfg.context_length:]
+        empty = [{"k": None, "v": None, "len": 0, "max_len": self.cfg.context_length} for _ in self.blocks]
+        return self.forward(tokens)[:, -1], {"seen": state["seen"] + 1, "tokens": tokens, "caches": empty}
 
     @torch.no_grad()
     def step(self, idx_t: torch.Tensor, state: dict | None = None):
-        """Logits for the next token after feeding ``idx_t`` (B,). Uses the KV cache while fewer than
-        ``context_length`` tokens have been seen, then recomputes the last ``context_length`` tokens."""
+        """Logits (B, V) for the next token after feeding ``idx_t`` (B,), and the new state. While fewer than
+        ``context_length`` tokens have been seen: one position through the KV cache. After that: the window of
+        the last ``context_length`` tokens, recomputed from scratch (the cache is dropped)."""
         _check_idx(idx_t, self.cfg.vocab_size, None, 1, "(B,)")
-        if state is None:
-            state = self.init_state(idx_t.shape[0], idx_t.device)
-        tokens = torch.cat([state["tokens"], idx_t[:, None]], dim=1)
-        T = tokens.shape[1]
-        if T <= self.cfg.context_length:
-            x = self._embed(idx_t[:, None], pos0=T - 1)
-            for block, cache in zip(self.blocks, state["caches"]):
-                x = block(x, cache)
-            logits = self.lm_head(self.ln_f(x))[:, -1]
-        else:  # the window slides: positions shift, so cached keys are stale -> recompute the window
-            tokens = tokens[:, -self.cfg.context_length:]
-            logits = self.forward(tokens)[:, -1]
-        return logits, {"tokens": tokens, "caches": state["caches"]}
+        state = self.init_state(idx_t.shape[0], idx_t.device) if state is None else state
+        self._check_state(state, idx_t.shape[0])
+        if state["seen"] < self.cfg.context_length:
+            logits, state = self._extend(idx_t[:, None], state)
+            return logits[:, -1], state
+        return self._slide(idx_t, state)  # positions shift, so the cached keys are stale: recompute the window
+
+    @staticmethod
+    def state_nbytes(state: dict) -> int:
+        """Bytes the state holds: the filled part of every key/value cache (2 · blocks · B · T · d numbers) and
+        the token window."""
+        n = state["tokens"].numel() * state["tokens"].element_size()
+        for c in state["caches"]:
+            if c["k"] is not None:
+                n += 2 * c["k"][:, :, :c["len"]].numel() * c["k"].element_size()
+        return n
 
 
 # ----------------------------------------------------------------------------------------------------- LSTM
@@ -268,6 +351,17 @@ class LSTMLM(nn.Module):
         z = torch.zeros(self.cfg.num_blocks, batch_size, self.cfg.hidden_size, dtype=w.dtype,
                         device=w.device if device is None else device)
         return (z, z.clone())
+
+    def prefill(self, idx: torch.Tensor, state=None):
+        """``(logits (B, S, V), (h, c))``: the tokens through the recurrence (continuing ``state`` if given)."""
+        _check_idx(idx, self.cfg.vocab_size, None, 2, "(B, S)")
+        y, state = self.lstm(self.drop(self.embedding(idx)), state)
+        return self.head(self.drop(y)), state
+
+    @staticmethod
+    def state_nbytes(state) -> int:
+        """Bytes of (h, c): 2 · layers · B · hidden numbers, whatever the position."""
+        return sum(t.numel() * t.element_size() for t in state)
 
     @torch.no_grad()
     def step(self, idx_t: torch.Tensor, state=None):

@@ -3,12 +3,21 @@
 ``XLSTMConfig.slstm_at`` lists the 0-based positions of the sLSTM blocks; every other block is an mLSTM block.
 xLSTM[a:b] in the paper is the ratio of mLSTM to sLSTM blocks: ``slstm_at=()`` is xLSTM[1:0] (mLSTM only),
 ``slstm_at=(1, 3)`` with 4 blocks is xLSTM[1:1], ``slstm_at="all"`` is xLSTM[0:1]. No positional encoding: the
-recurrence knows the order. The interface is the course's (``xlstm_edu/models.py``)::
+recurrence knows the order, so the model takes sequences of any length (``context_length`` is only the length it
+is trained on). The interface is the course's (``xlstm_edu/models.py``)::
 
     model = XLSTMLM(XLSTMConfig(vocab_size=65, slstm_at=(1,)))
-    logits = model(idx)                                 # (B, S) -> (B, S, V), chunkwise mLSTM / fused sLSTM
-    state = model.init_state(batch_size)                # per block: conv buffer + cell state
-    logits_t, state = model.step(idx_t, state)          # (B,) -> (B, V), O(1) per token, equals model(idx)[:, t]
+    logits = model(idx)                                 # (B, S) -> (B, S, V), any S: chunkwise mLSTM, fused sLSTM
+    logits, state = model.prefill(idx)                  # the same, plus the state after the last token
+    logits_t, state = model.step(idx_t, state)          # (B,) -> (B, V), O(1) per token, continues the sequence
+    logits, state = model.prefill(idx2, state)          # ... or continue with a whole chunk (streaming)
+    logits, state, gates = model.prefill(idx, return_gates=True)   # what every gate did (see the blocks)
+
+``state`` is a list with one tuple per block (``init_state`` gives zeros): an mLSTM block keeps its conv buffer
+(the last K-1 inputs) and (C, n, m); an sLSTM block its conv buffer and (h, c, n, m). Its size is fixed
+(``state_nbytes``). Feeding a text in pieces, each piece starting from the state the previous one returned, gives
+the same logits as one pass (to round-off): this is how a long text is streamed and how generation works
+(``xlstm_edu.sample.generate``: ``prefill`` on the prompt, then ``step`` per new token).
 """
 
 from __future__ import annotations
@@ -20,13 +29,13 @@ import torch.nn as nn
 
 from xlstm_edu.nn.blocks import MLSTMBlock, SLSTMBlock, small_init_
 
-__all__ = ["XLSTMConfig", "XLSTMLM"]
+__all__ = ["XLSTMConfig", "XLSTMLM", "state_nbytes"]
 
 
 @dataclass
 class XLSTMConfig:
     vocab_size: int = 65
-    context_length: int = 256
+    context_length: int = 256  # the training sequence length; the model itself takes any length
     embedding_dim: int = 128
     num_blocks: int = 4
     dropout: float = 0.0
@@ -147,32 +156,76 @@ class XLSTMLM(nn.Module):
                              f"{getattr(idx, 'dtype', '')}")
         if idx.ndim != ndim or (ndim == 2 and idx.shape[1] < 1):
             raise ValueError(f"idx: expected shape {layout}, got {tuple(idx.shape)}")
-        if ndim == 2 and idx.shape[1] > self.cfg.context_length:
-            raise ValueError(f"idx: sequence length {idx.shape[1]} is longer than context_length="
-                             f"{self.cfg.context_length}")
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, S) → logits (B, S, V)."""
+    def _check_state(self, state):
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.blocks):
+            got = f"{type(state).__name__} of length {len(state)}" if isinstance(state, (list, tuple)) \
+                else type(state).__name__
+            raise ValueError(f"state: expected a list of {len(self.blocks)} block states (from init_state, prefill "
+                             f"or step), got {got}")
+
+    def forward(self, idx: torch.Tensor, state=None, *, return_state: bool = False, return_gates: bool = False):
+        """idx (B, S) → logits (B, S, V), for any S (chunkwise mLSTM, fused sLSTM).
+
+        ``state`` (from ``init_state``, ``prefill`` or ``step``) continues a sequence: the result equals the
+        corresponding part of one pass over the whole text. ``return_state=True`` adds the state after the last
+        token, ``return_gates=True`` a list with each block's gate records (see ``MLSTMBlock``/``SLSTMBlock``):
+        ``logits``, ``(logits, state)``, ``(logits, gates)`` or ``(logits, state, gates)``."""
         self._check_idx(idx, 2, "(B, S)")
+        if state is not None:
+            self._check_state(state)
         x = self.drop(self.embedding(idx))
-        for block in self.blocks:
-            x = block(x)
-        return self.head(self.norm(x))
+        new, gates = [], []
+        for i, block in enumerate(self.blocks):
+            out = block(x, None if state is None else state[i], return_state=return_state,
+                        return_gates=return_gates)
+            x, *rest = out if isinstance(out, tuple) else (out,)
+            if return_state:
+                new.append(rest.pop(0))
+            if return_gates:
+                gates.append(rest.pop(0))
+        logits = self.head(self.norm(x))
+        out = (logits,) + ((new,) if return_state else ()) + ((gates,) if return_gates else ())
+        return out[0] if len(out) == 1 else out
 
-    def init_state(self, batch_size: int, device=None):
-        """The generation state: one tuple per block (conv buffer, then the cell state)."""
-        return [b.init_state(batch_size, device) for b in self.blocks]
+    def prefill(self, idx: torch.Tensor, state=None, *, return_gates: bool = False):
+        """A whole prompt (or the next chunk of a stream) at once: ``(logits (B, S, V), state)`` (plus the gate
+        records with ``return_gates``). The same as ``forward(idx, state, return_state=True)``: chunkwise mLSTM,
+        fused sLSTM, and the conv buffers' last K-1 inputs; ``step`` continues from the state."""
+        return self.forward(idx, state, return_state=True, return_gates=return_gates)
 
-    def step(self, idx_t: torch.Tensor, state=None):
-        """idx_t (B,) → (logits (B, V), new state). O(1) work per token; equals ``model(idx)[:, t]``."""
+    def init_state(self, batch_size: int, device=None, dtype=None):
+        """The state before the first token (zeros): one tuple per block (conv buffer, then the cell state)."""
+        return [b.init_state(batch_size, device, dtype) for b in self.blocks]
+
+    @staticmethod
+    def state_nbytes(state) -> int:
+        """Bytes the state holds (the same at every position: the state does not grow)."""
+        return state_nbytes(state)
+
+    def step(self, idx_t: torch.Tensor, state=None, *, return_gates: bool = False):
+        """idx_t (B,) → ``(logits (B, V), new state)`` (plus the gate records with ``return_gates``). O(1) work
+        per token; equals ``model(idx)[:, t]`` when ``state`` holds the tokens before t."""
         self._check_idx(idx_t, 1, "(B,)")
         if state is None:
             state = self.init_state(idx_t.shape[0], idx_t.device)
-        if len(state) != len(self.blocks):
-            raise ValueError(f"state: expected a list of {len(self.blocks)} block states, got {len(state)}")
+        self._check_state(state)
         x = self.drop(self.embedding(idx_t))
-        new = []
+        new, gates = [], []
         for block, s in zip(self.blocks, state):
-            x, s = block.step(x, s)
+            x, s, *g = block.step(x, s, return_gates=return_gates)
             new.append(s)
-        return self.head(self.norm(x)), new
+            gates.extend(g)
+        logits = self.head(self.norm(x))
+        return (logits, new, gates) if return_gates else (logits, new)
+
+
+def state_nbytes(state) -> int:
+    """Bytes held by the tensors of a (nested) state: lists, tuples and dicts of tensors (``None`` counts 0)."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(state_nbytes(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(state_nbytes(v) for v in state)
+    return 0

@@ -1,26 +1,19 @@
 """Explorer 4, a trained model: colour every character of a text by what a gate did while reading it.
 
-The text (and a generated continuation) is fed through the model's own recurrent ``step`` one character at a
-time (``XLSTMLM.step``, which a test holds equal to the parallel forward pass). Forward hooks on the blocks'
-projections record the gate inputs, the returned states record the memories:
+The text (and a generated continuation) is read by the model in one pass, and the blocks **report their gates**
+(``model.prefill(idx, return_gates=True)``; ``XLSTMLM.step(..., return_gates=True)`` gives the same values token
+by token, which a test holds equal). Nothing is recomputed outside the blocks and no hooks are attached:
 
-* mLSTM block: hooks on ``qk_proj`` and ``v_proj`` give q, k, v; the block's ``gates`` layer applied to
-  [q; k; v] gives ĩ and f̃, one per head (the input gate i = exp(ĩ) and the forget decay f = σ(f̃)); the output
-  gate is swish(z) = z·σ(z) with z the second half of ``proj_up`` applied to the block's LayerNorm output (hook
-  on ``norm``): we show σ(z), averaged over the head's units; the normalizer is ‖n_t‖·exp(m_t) (true units,
-  eq. 20) from the state.
-* sLSTM block: the hooks on ``if_proj`` and ``zo_proj`` give W x_t; the pre-activations add the bias and the
-  head's recurrent part, ``pre_g[head j] = W x + b + h_{t-1}[head j] @ R[g, j]`` (eq. 8-14, the cell's own
-  convention), with h_{t-1} from the state before the step. Input ĩ, forget σ(f̃), output σ(õ) and the true
-  normalizer n_t·exp(m_t), each averaged over the head's units.
-
-Nothing in the model is changed; the hooks are removed afterwards.
+* mLSTM block (one value per head): the input gate ĩ = log i, the forget gate f = σ(f̃), the output gate σ(z) of
+  the block's swish(z) = z·σ(z) averaged over the head's units, and the normalizer in true units,
+  log(‖n_t‖·e^{m_t}) (eq. 20).
+* sLSTM block (one value per unit, averaged over the head's units): ĩ, σ(f̃), σ(õ) (pre-activations include
+  the head's recurrent part R h_{t-1} and the bias, eq. 8-14) and the true normalizer log(n_t·e^{m_t}).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +23,6 @@ import numpy as np
 from xlstm_edu._validate import check_choice
 from xlstm_edu.viz._base import Explorer, figsize, figure_style
 
-ROOT = Path(__file__).resolve().parents[2]
-RUNS = ROOT / "runs"
 XLSTM_KINDS = ("xlstm", "mlstm", "slstm")
 GATES = {
     "input gate ĩ = log i": "input",
@@ -42,11 +33,14 @@ GATES = {
 
 
 # ------------------------------------------------------------------------------------------------- the model
-def find_run(runs_dir: Path | str = RUNS) -> Path | None:
-    """The most recently written run folder under ``runs_dir`` whose ``ckpt.pt`` holds an xLSTM-family model."""
+def find_run(runs_dir: Path | str | None = None) -> Path | None:
+    """The most recently written run folder under ``runs_dir`` (default ``xlstm_edu.paths.runs_dir()``) whose
+    ``ckpt.pt`` holds an xLSTM-family model."""
     import json
 
-    runs_dir = Path(runs_dir)
+    from xlstm_edu.paths import runs_dir as default_runs
+
+    runs_dir = Path(runs_dir) if runs_dir is not None else default_runs()
     if not runs_dir.is_dir():
         return None
     found = []
@@ -78,11 +72,12 @@ def train_tiny(out_dir: Path | str, max_iters: int = 300, kind: str = "xlstm") -
 
 
 def load_or_train(run_dir=None, *, fast: bool | None = None, max_iters: int | None = None):
-    """(model, chars, run_dir, how): the run in ``run_dir``; else the newest xLSTM run in runs/; else train
-    ``cpu-tiny`` (300 steps, about a minute on one core, into runs/gate_explorer_tiny). In fast mode
-    (XLSTM_EDU_FAST=1) a 10-step run goes into a temporary folder and runs/ is not searched, so the result does
-    not depend on what is lying around."""
+    """(model, chars, run_dir, how): the run in ``run_dir``; else the newest xLSTM run in the course's runs/
+    folder (``xlstm_edu.paths.runs_dir()``); else train ``cpu-tiny`` (300 steps, about a minute on one core, into
+    runs/gate_explorer_tiny). In fast mode (XLSTM_EDU_FAST=1) a 10-step run goes into a temporary folder and
+    runs/ is not searched, so the result does not depend on what is lying around."""
     from xlstm_edu.fastmode import fast_mode
+    from xlstm_edu.paths import runs_dir as default_runs
     from xlstm_edu.sample import load_run
 
     fast = fast_mode() if fast is None else fast
@@ -94,7 +89,7 @@ def load_or_train(run_dir=None, *, fast: bool | None = None, max_iters: int | No
             run_dir = Path(tempfile.mkdtemp(prefix="xlstm_edu_tiny_"))
             iters = max_iters or 10
         else:
-            run_dir = RUNS / "gate_explorer_tiny"
+            run_dir = default_runs() / "gate_explorer_tiny"
             iters = max_iters or 300
         train_tiny(run_dir, iters)
         how = f"trained {iters} steps"
@@ -120,10 +115,10 @@ class GateTraces:
 
 def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperature: float = 0.8,
                 seed: int = 0) -> GateTraces:
-    """Feed ``prompt`` (then ``n_generate`` sampled characters) through ``model.step`` and record every gate."""
+    """Read ``prompt`` (then ``n_generate`` sampled characters) with the model and collect every block's gates
+    (``model.prefill(idx, return_gates=True)``)."""
     import torch
 
-    from xlstm_edu.nn.blocks import MLSTMBlock, SLSTMBlock
     from xlstm_edu.sample import sample_text
 
     if not prompt:
@@ -133,81 +128,30 @@ def gate_traces(model, chars: str, prompt: str, n_generate: int = 0, *, temperat
         raise ValueError(f"text: characters {bad!r} are not in the model's vocabulary")
     text = sample_text(model, chars, prompt, n_generate, temperature=temperature, seed=seed) if n_generate else prompt
     stoi = {c: i for i, c in enumerate(chars)}
-    blocks = list(model.blocks)
-    rec = [dict() for _ in blocks]
-    hooks = []
-    for b, blk in enumerate(blocks):
-        if isinstance(blk, MLSTMBlock):
-            hooks.append(blk.norm.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("xn", o)))
-            hooks.append(blk.qk_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("qk", o)))
-            hooks.append(blk.v_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("v", o)))
-        elif isinstance(blk, SLSTMBlock):
-            hooks.append(blk.if_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("if", o)))
-            hooks.append(blk.zo_proj.register_forward_hook(lambda m, i, o, b=b: rec[b].__setitem__("zo", o)))
-        else:
-            raise ValueError(f"block {b}: expected an mLSTM or sLSTM block, got {type(blk).__name__}")
-    kinds = ["mLSTM" if isinstance(blk, MLSTMBlock) else "sLSTM" for blk in blocks]
-    out = [{g: [] for g in GATES.values()} for _ in blocks]
-    raw = [dict() for _ in blocks]
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            state = model.init_state(1)
-            for ch in text:
-                prev = state
-                _, state = model.step(torch.tensor([stoi[ch]]), state)
-                for b, blk in enumerate(blocks):
-                    missing = {"mLSTM": ("xn", "qk", "v"), "sLSTM": ("if", "zo")}[kinds[b]]
-                    missing = [k for k in missing if k not in rec[b]]
-                    if missing:
-                        raise RuntimeError(f"block {b} ({kinds[b]}): the hooks saw no {missing}; the block no "
-                                           "longer calls these layers as modules in step()")
-                    _record(blk, kinds[b], rec[b], prev[b], state[b], out[b], raw[b])
-                    rec[b].clear()
+            _, state, gates = model.prefill(torch.tensor([[stoi[ch] for ch in text]]), return_gates=True)
     finally:
-        for h in hooks:
-            h.remove()
         model.train(was_training)
-    values = [{g: np.stack(v) for g, v in o.items()} for o in out]
-    raw = [{k: (v[-1] if k == "state" else np.stack(v)) for k, v in r.items()} for r in raw]
-    heads = [blk.num_heads for blk in blocks]
-    return GateTraces(text=text, n_prompt=len(prompt), kinds=kinds, values=values, num_heads=heads, raw=raw)
-
-
-def _record(blk, kind, rec, prev, new, out, raw):
-    import torch
-    import torch.nn.functional as F
-
-    NH = blk.num_heads
-    if kind == "mLSTM":
-        q, k = rec["qk"][0].unbind(-2)  # qk_proj(x_c) -> [q; k]
-        v = rec["v"][0, 0]  # v_proj(x_m)
-        gi, gf = blk.gates(torch.cat([q, k, v], dim=-1)).split(NH, dim=-1)  # [ĩ; f̃] per head from [q; k; v]
-        log_f = F.logsigmoid(gf) if blk.forget_gate == "sigmoid" else gf  # eq. 11
-        z = blk.proj_up(rec["xn"][0])[blk.inner:].view(NH, -1)  # proj_up(LayerNorm(x)) -> [x_m, z]; z per head
-        _, C, n, m = new
-        out["input"].append(gi.numpy())
-        out["forget"].append(torch.exp(log_f).numpy())
-        out["output"].append(torch.sigmoid(z).mean(-1).numpy())
-        out["normalizer"].append((torch.log(n[0].norm(dim=-1)) + m[0]).numpy())  # log(‖n‖·e^m)
-        for key, val in (("i_pre", gi), ("f_pre", gf), ("q", q), ("k", k), ("v", v)):
-            raw.setdefault(key, []).append(val.reshape(NH, -1).squeeze(-1).numpy())
-        raw["state"] = [(C[0].numpy(), n[0].numpy(), m[0].numpy())]  # the last one stays
-    else:
-        DH = blk.head_dim
-        h_prev = prev[1][0].view(NH, DH)  # (buf, h, c, n, m): h_{t-1}
-        rh = torch.einsum("jd,gjde->gje", h_prev, blk.R).reshape(4, NH * DH)  # h_{t-1}[head j] @ R[g, j]
-        pre = torch.cat([rec["if"][0], rec["zo"][0]], dim=-2) + blk.b + rh  # (4, H), gates (i, f, z, o)
-        log_f = F.logsigmoid(pre[1]) if blk.forget_gate == "sigmoid" else pre[1]
-        per_head = lambda x: x.view(NH, DH).mean(-1).numpy()  # noqa: E731
-        _, _, c, n, m = new
-        out["input"].append(per_head(pre[0]))
-        out["forget"].append(per_head(torch.exp(log_f)))
-        out["output"].append(per_head(torch.sigmoid(pre[3])))
-        out["normalizer"].append(per_head(torch.log(n[0]) + m[0]))  # log(n·e^m), true units
-        raw.setdefault("pre", []).append(pre.numpy())
-        raw.setdefault("h", []).append(new[1][0].numpy())
+    values, raw = [], []
+    for g, s in zip(gates, state):
+        g = {k: (v[0].double().numpy() if k != "kind" else v) for k, v in g.items()}  # batch of one
+        if g["kind"] == "mLSTM":
+            values.append({"input": g["i_pre"], "forget": np.exp(g["log_f"]), "output": g["o"].mean(-1),
+                           "normalizer": np.log(np.linalg.norm(g["n"], axis=-1)) + g["m"]})  # log(‖n‖·e^m)
+            raw.append({**{k: g[k] for k in ("i_pre", "f_pre", "q", "k", "v")},
+                        "state": tuple(t[0].double().numpy() for t in s[1:])})
+        else:
+            per_head = lambda x: x.mean(-1)  # noqa: E731  (S, NH, DH) -> (S, NH)
+            values.append({"input": per_head(g["i_pre"]), "forget": per_head(np.exp(g["log_f"])),
+                           "output": per_head(g["o"]), "normalizer": per_head(np.log(g["n"]) + g["m"])})
+            S = len(text)
+            pre = np.stack([g[k].reshape(S, -1) for k in ("i_pre", "f_pre", "z_pre", "o_pre")], axis=1)
+            raw.append({"pre": pre, "h": g["h"].reshape(S, -1)})
+    return GateTraces(text=text, n_prompt=len(prompt), kinds=[g["kind"] for g in gates], values=values,
+                      num_heads=[blk.num_heads for blk in model.blocks], raw=raw)
 
 
 # ------------------------------------------------------------------------------------------- data and figure
@@ -284,7 +228,8 @@ class TrainedModel(Explorer):
         "<b>forget gate</b> (the default): where does the memory let go (darker cells)? Look at spaces, "
         "line ends (↵) and the start of a speaker's name; heads differ: some forget almost never. The colour "
         "scale spans the values in this text: read the colour bar.",
-        "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a space.",
+        "<b>input gate</b>: which characters get written strongly (bright) — often the first letter after a "
+        "space.",
         "<b>normalizer</b> (sLSTM, and ‖n‖ for mLSTM): how much has been written, in true units; it grows, and drops "
         "where the forget gate closes.",
         "The framed, italic characters at the end are the model's own continuation of your text (a tiny model "
