@@ -418,35 +418,40 @@ def colors() -> dict:
     return c
 
 
-def plot(results: dict, ax=None):
-    """Accuracy against string length, mean over seeds with the min-max range shaded; the training lengths are
-    shaded grey. Returns the figure."""
+def plot(results: dict):
+    """Accuracy against string length, one panel per model: every seed a thin line, their mean a thick one; the
+    training lengths shaded grey, chance dotted. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(9, 4))
+    models = [m for m in results["models"] if any(r["model"] == m for r in results["runs"])]
+    ncols = min(3, len(models)) or 1
+    nrows = -(-len(models) // ncols) or 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
     col = colors()
-    for m in results["models"]:
+    for ax, m in zip(axes.flat, models):
         rs = [r for r in results["runs"] if r["model"] == m]
-        if not rs:
-            continue
         lengths = sorted(int(k) for k in rs[0]["per_length"])
         acc = np.array([[r["per_length"][str(n)] for n in lengths] for r in rs])
-        ls = "--" if "[0,1]" in m else "-"
-        ax.plot(lengths, acc.mean(0), ls, marker="o", ms=3, color=col[m], label=LABELS[m])
-        if len(rs) > 1:
-            ax.fill_between(lengths, acc.min(0), acc.max(0), color=col[m], alpha=0.15)
-    ax.axvspan(0, 40, color="grey", alpha=0.12, lw=0)
-    ax.text(20, 0.03, "training lengths", ha="center", fontsize=9, color="dimgrey")
-    ax.axhline(0.5, color="black", ls=":", lw=1)
-    ax.set_xlim(0, 260)
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("string length")
-    ax.set_ylabel("parity accuracy (chance 0.5)")
-    ax.set_title(f"Parity: trained on lengths 1-40, {results['seeds']} seed(s), {results['settings']['steps']} steps")
-    ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0.0))
-    return fig or ax.figure
+        for row in acc:
+            ax.plot(lengths, row, "-", color=col[m], lw=0.8, alpha=0.55)
+        ax.plot(lengths, acc.mean(0), "o-", color=col[m], lw=2, ms=3)
+        ax.axvspan(0, 40, color="grey", alpha=0.12, lw=0)
+        ax.axhline(0.5, color="black", ls=":", lw=1)
+        test = [r["test_accuracy"] for r in rs]
+        ax.set_title(f"{LABELS[m]}\ntest {np.mean(test):.2f} [{min(test):.2f}, {max(test):.2f}]", fontsize=9)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("string length")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy")
+    axes[0, 0].set_xlim(0, 260)
+    axes[0, 0].set_ylim(0.3, 1.05)
+    fig.suptitle(f"Parity, trained on lengths 1-40 (grey), tested up to 256: {results['seeds']} seed(s) (thin), "
+                 f"mean (thick), {results['settings']['steps']} steps", fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def split_models(text: str) -> list:
@@ -463,7 +468,18 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="training steps per run (overrides the preset)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--png", default=None, help="save the accuracy-by-length plot here")
+    ap.add_argument("--from-json", default=None, metavar="PATH",
+                    help="train nothing: print the table of a saved result and (with --png) redraw its plot")
     args = ap.parse_args(argv)
+    if args.from_json:
+        saved = json.loads(Path(args.from_json).read_text())
+        print(format_table(saved))
+        if args.png:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            plot(saved).savefig(args.png, dpi=120, bbox_inches="tight")
+        return 0
     raw = sys.argv[1:] if argv is None else list(argv)
     command = "python -m xlstm_edu.linear_rnn_parity " + " ".join(raw)
     overrides = {} if args.steps is None else {"steps": args.steps}
