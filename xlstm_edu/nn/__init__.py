@@ -7,7 +7,8 @@ from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent,
 from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
 
 __all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step", "mlstm_zero_state",
-           "slstm_recurrent", "slstm_step", "slstm_zero_state", "XLSTMConfig", "XLSTMLM"]
+           "slstm_recurrent", "slstm_step", "slstm_zero_state", "XLSTMConfig", "XLSTMLM", "XLSTMLargeConfig",
+           "XLSTMLarge"]
 
 
 def __getattr__(name):  # the model classes load lazily (blocks import the cells above)
@@ -15,4 +16,8 @@ def __getattr__(name):  # the model classes load lazily (blocks import the cells
         from xlstm_edu.nn import xlstm_lm
 
         return getattr(xlstm_lm, name)
+    if name in ("XLSTMLargeConfig", "XLSTMLarge"):  # the xLSTM 7B architecture (chapter 15)
+        from xlstm_edu.nn import large
+
+        return getattr(large, name)
     raise AttributeError(name)
