@@ -344,3 +344,54 @@ def test_fused_weight_mode_and_parameter_count_equal_official():
     idx = torch.randint(0, V, (2, 16), generator=torch.Generator().manual_seed(8))
     with torch.no_grad():
         assert_rel(ours(idx), off(idx)[0], torch.float64)
+
+
+# --------------------------------------------------------------------------------------------- the ablation script
+def test_grad_norm_recorder_sees_the_norm_before_clipping():
+    from xlstm_edu.large_ablation import GradNormRecorder
+
+    torch.manual_seed(0)
+    m = XLSTMLarge(tiny())
+    rec = GradNormRecorder(m)
+    norms = []
+    for _ in range(2):
+        m.zero_grad(set_to_none=True)
+        F.cross_entropy(m(torch.randint(0, V, (2, 9))).reshape(-1, V), torch.randint(0, V, (18,))).backward()
+        rec.flush()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(m.parameters(), 1e-3)))  # clipping after the record
+    rec.close()
+    assert rec.norms == pytest.approx(norms, rel=1e-6)
+
+
+def test_ablation_run_records_curves_and_divergence(tmp_path):
+    import json
+
+    from xlstm_edu import large_ablation as la
+
+    out = tmp_path / "abl.json"
+    assert la.main(["--fast", "--steps", "3", "--batch-size", "4", "--context-length", "16",
+                    "--variants", "7B recipe,no soft caps", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert (tmp_path / "abl.png").stat().st_size > 0
+    assert res["command"].startswith("python -m xlstm_edu.large_ablation") and len(res["loadavg_start"]) == 3
+    assert [r["variant"] for r in res["runs"]] == ["7B recipe", "no soft caps"]
+    for r in res["runs"]:
+        assert len(r["loss"]) == len(r["grad_norm"]) == 3 and r["val_loss"] > 0 and r["diverged_at"] is None
+    assert set(res["summary"]) == {"7B recipe", "no soft caps"}
+    # a learning rate of 1e5 ruins the model within a few steps: the run ends with its curves up to there
+    from xlstm_edu.data import load_corpus
+    from xlstm_edu.paths import data_dir
+
+    corpus = load_corpus("shakespeare", data_dir())
+    r = la.run_one("neither", 0, corpus=corpus, steps=6, lr=1e5, batch_size=4, context_length=16, warmup=0,
+                   grad_clip=0.0)
+    assert r["diverged_at"] is not None and len(r["loss"]) == r["diverged_at"] + 1
+    assert not math.isfinite(r["loss"][-1]) and r["val_loss"] is None
+
+
+def test_ablation_rejects_bad_arguments(tmp_path):
+    from xlstm_edu import large_ablation as la
+
+    for bad in (["--steps", "0"], ["--lr", "-1"], ["--variants", "no caps"], ["--json", str(tmp_path)]):
+        with pytest.raises(SystemExit):
+            la.parse(bad)
