@@ -22,17 +22,10 @@ def tiny(**kw):
 
 
 def stressed(model, scale=4.0):
-    """Random weights large enough that gates leave the initial regime: pre-activations beyond ±15 (so the soft
-    cap bends them), input gates far from −10, a mixed output gate."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            p.add_(0.3 * torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device))
-            if "gate_preact" in name and name.endswith("weight") and "ogate" not in name:
-                p.mul_(scale)
-            if name.endswith("igate_preact.bias"):
-                p.fill_(0.0)
-    return model
+    """Random weights large enough that gates leave the initial regime (see ``large_oracle.stress_``)."""
+    from xlstm_edu.large_oracle import stress_
+
+    return stress_(model, scale)
 
 
 def model64(**kw):
@@ -335,6 +328,23 @@ def test_gradients_equal_official_float64():
     theirs = {k.removeprefix("backbone.").replace("lm_head", "head"): p.grad for k, p in off.named_parameters()}
     for name, p in ours.named_parameters():
         assert_rel(p.grad, theirs[name], torch.float64)
+
+
+@pytest.mark.oracle
+def test_equality_report_writes_the_figures(tmp_path):
+    import json
+
+    pytest.importorskip("xlstm")
+    from xlstm_edu import large_oracle
+
+    out = tmp_path / "eq.json"
+    assert large_oracle.main(["--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["command"].startswith("python -m xlstm_edu.large_oracle") and res["xlstm"]
+    figures = {r["dtype"]: r for r in res["results"]}
+    for dtype, tol in (("float32", 1e-5), ("float64", 1e-10)):
+        assert figures[dtype]["forward"]["max_rel"] <= tol and figures[dtype]["generation"]["max_rel"] <= tol
+    assert figures["float64"]["gradients"]["max_rel"] <= 1e-10
 
 
 @pytest.mark.oracle
