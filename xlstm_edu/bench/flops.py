@@ -36,17 +36,18 @@ def _xlstm(cfg, S: int) -> dict:
     from xlstm_edu.nn.blocks import round_up
 
     E, V = cfg.embedding_dim, cfg.vocab_size
-    out = dict(mlstm_blocks=0, slstm_blocks=0)
-    if len(cfg.slstm_at) < cfg.num_blocks:  # one mLSTM block (pre-up-projection, paper Fig. 11)
+    out = dict(mlstm_blocks=0, mlstm_cell=0, slstm_blocks=0)
+    n_m = cfg.num_blocks - len(cfg.slstm_at)
+    if n_m:  # one mLSTM block (pre-up-projection, paper Fig. 11)
         I, NH, K, bs = round_up(cfg.mlstm_proj_factor * E), cfg.num_heads, cfg.conv1d_kernel_size, cfg.qkv_proj_blocksize
         DH, L = I // NH, min(cfg.chunk_size, S)
         m = (2 * E * 2 * I  # up-projection to x_m and z
              + 2 * I * K  # depthwise causal conv
              + 3 * 2 * I * bs  # block-diagonal q, k, v (blocks of bs)
              + 3 * 2 * I * 2 * NH  # gates from [q; k; v]
-             + NH * mlstm_cell_flops(L, DH, DH)
              + 2 * I * E)  # down-projection
-        out["mlstm_blocks"] = (cfg.num_blocks - len(cfg.slstm_at)) * m
+        out["mlstm_blocks"] = n_m * m  # everything but the cell
+        out["mlstm_cell"] = n_m * NH * mlstm_cell_flops(L, DH, DH)  # the cell at the inner width I
     if cfg.slstm_at:  # one sLSTM block (post-up-projection, paper Fig. 10)
         NH = cfg.slstm_num_heads or cfg.num_heads
         DH, K, H = E // NH, cfg.conv1d_kernel_size, round_up(cfg.ffn_proj_factor * E)
