@@ -388,6 +388,8 @@ def test_ablation_run_records_curves_and_divergence(tmp_path):
     for r in res["runs"]:
         assert len(r["loss"]) == len(r["grad_norm"]) == 3 and r["val_loss"] > 0 and r["diverged_at"] is None
     assert set(res["summary"]) == {"7B recipe", "no soft caps"}
+    assert la.main(["--replot", str(out), "--png", str(tmp_path / "again.png")]) == 0  # redraw, no training
+    assert (tmp_path / "again.png").stat().st_size > 0
     # a learning rate of 1e5 ruins the model within a few steps: the run ends with its curves up to there
     from xlstm_edu.data import load_corpus
     from xlstm_edu.paths import data_dir
@@ -402,6 +404,7 @@ def test_ablation_run_records_curves_and_divergence(tmp_path):
 def test_ablation_rejects_bad_arguments(tmp_path):
     from xlstm_edu import large_ablation as la
 
-    for bad in (["--steps", "0"], ["--lr", "-1"], ["--variants", "no caps"], ["--json", str(tmp_path)]):
+    for bad in (["--steps", "0"], ["--lr", "-1"], ["--variants", "no caps"], ["--json", str(tmp_path)],
+                ["--replot", str(tmp_path / "missing.json")]):
         with pytest.raises(SystemExit):
             la.parse(bad)

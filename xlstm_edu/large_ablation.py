@@ -10,7 +10,8 @@ would hide the gradient spikes this is about). Recorded per step: the training l
 before any clipping; per run: the validation loss at the end, the step at which training diverged (if it did),
 and the largest gate pre-activation (before the cap) on a validation batch. The JSON records the command, the
 code version and the load average; the PNG shows loss and gradient norm per variant (median over seeds, the
-range shaded). ``--fast`` is a smoke-test size.
+range shaded; the gradient norm's largest value over seeds). ``--fast`` is a smoke-test size; ``--replot JSON``
+redraws the plot of an earlier run.
 """
 
 from __future__ import annotations
@@ -142,50 +143,53 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def plot(result: dict, path) -> None:
-    """Loss and gradient norm per step: per variant the median over seeds, the min-max range shaded."""
+    """Left: training loss per step, median over seeds with the range shaded. Right: gradient norm per step, the
+    largest over seeds (spikes are the point; a median over three seeds would hide them)."""
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
 
-    try:
-        from xlstm_edu import style
+    from xlstm_edu import style
 
-        style.apply()
-    except (ImportError, AttributeError):
-        pass
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    colors = dict(zip(VARIANTS, ["C0", "C3", "C1", "C7"]))
+    style.apply()
+    colors = {"7B recipe": style.OKABE_ITO["blue"], "no soft caps": style.OKABE_ITO["vermillion"],
+              "input-gate bias 0": style.OKABE_ITO["orange"], "neither": style.OKABE_ITO["black"]}
+    fig, axes = style.figure(1, 2, width=12)
     for variant in VARIANTS:
         rs = [r for r in result["runs"] if r["variant"] == variant]
         if not rs:
             continue
-        for ax, key in zip(axes, ("loss", "grad_norm")):
+        curves = {}
+        for key in ("loss", "grad_norm"):
             n = max(len(r[key]) for r in rs)
             a = np.full((len(rs), n), np.nan)
             for j, r in enumerate(rs):
                 vals = np.asarray(r[key], dtype=float)
                 vals[~np.isfinite(vals)] = np.nan
                 a[j, :len(vals)] = vals
-            steps = np.arange(n)
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    med, lo, hi = np.nanmedian(a, 0), np.nanmin(a, 0), np.nanmax(a, 0)
-            div = sum(r["diverged_at"] is not None for r in rs)
-            label = f"{variant}" + (f" ({div}/{len(rs)} diverged)" if div else "")
-            ax.plot(steps, med, color=colors[variant], lw=1.2, label=label)
-            ax.fill_between(steps, lo, hi, color=colors[variant], alpha=0.15, lw=0)
+            curves[key] = a
+        div = sum(r["diverged_at"] is not None for r in rs)
+        label = variant + (f" ({div}/{len(rs)} diverged)" if div else "")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns after a divergence
+            loss = curves["loss"]
+            steps = np.arange(loss.shape[1])
+            axes[0].plot(steps, np.nanmedian(loss, 0), color=colors[variant], lw=1.2, label=label)
+            axes[0].fill_between(steps, np.nanmin(loss, 0), np.nanmax(loss, 0), color=colors[variant], alpha=0.15,
+                                 lw=0)
+            g = curves["grad_norm"]
+            axes[1].plot(np.arange(g.shape[1]), np.nanmax(g, 0), color=colors[variant], lw=0.9, alpha=0.85,
+                         label=label)
     cfg = result["config"]
-    axes[0].set(xlabel="step", ylabel="training loss (nats/char)", title="loss")
-    axes[1].set(xlabel="step", ylabel="gradient norm (before clipping)", yscale="log", title="gradient norm")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"tiny xLSTM-7B-style model, lr {cfg['lr']:g}, {cfg['seeds']} seeds (median, range shaded)",
-                 fontsize=10)
-    fig.tight_layout()
+    axes[0].set(xlabel="step", ylabel="training loss (nats/char)", title="loss (median over seeds, range shaded)")
+    axes[1].set(xlabel="step", ylabel="gradient norm before clipping", yscale="log",
+                title="gradient norm (largest over seeds)")
+    axes[0].legend(fontsize=9)
+    fig.suptitle(f"tiny xLSTM-7B-style model, lr {cfg['lr']:g}, no clipping, {cfg['seeds']} seeds", fontsize=11)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -211,7 +215,14 @@ def parse(argv):
                                                 "folder; --fast: build/large_ablation_fast.json)")
     p.add_argument("--png", default=None, help="output plot (default: the JSON path with .png)")
     p.add_argument("--fast", action="store_true", help="smoke-test size: 30 steps, 1 seed, context 32")
+    p.add_argument("--replot", metavar="JSON", default=None,
+                   help="only redraw the plot of an earlier run's JSON (to --png, default next to it); no training")
     a = p.parse_args(argv)
+    if a.replot:
+        if not Path(a.replot).is_file():
+            p.error(f"--replot {a.replot}: no such file")
+        a.png = a.png or str(Path(a.replot).with_suffix(".png"))
+        return a
     if a.fast:
         a.steps, a.seeds, a.context_length = min(a.steps, 30), 1, min(a.context_length, 32)
     for name in ("steps", "seeds", "batch_size", "context_length"):
@@ -247,6 +258,12 @@ def parse(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse(argv)
+    if a.replot:
+        with open(a.replot) as fh:
+            plot(json.load(fh), a.png)
+        print(f"wrote {a.png} (from {a.replot})")
+        return 0
+    commit = code_version()  # the code the runs use (taken before they start)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
     from xlstm_edu.data import load_corpus
     from xlstm_edu.paths import data_dir
@@ -265,7 +282,7 @@ def main(argv=None) -> int:
             print(f"{variant:18s} seed {seed}: {end}; max grad norm {max(r['grad_norm'] or [0]):.3g}; "
                   f"{r['time_s']:.0f} s", flush=True)
     result = dict(
-        command="python -m xlstm_edu.large_ablation " + " ".join(argv), commit=code_version(),
+        command="python -m xlstm_edu.large_ablation " + " ".join(argv), commit=commit,
         loadavg_start=[round(x, 2) for x in load_start], loadavg_end=[round(x, 2) for x in os.getloadavg()],
         wall_s=round(time.perf_counter() - t0, 1), torch=torch.__version__, threads=torch.get_num_threads(),
         config=dict(model=MODEL, variants={v: VARIANTS[v] for v in a.variants}, steps=a.steps, seeds=a.seeds,
