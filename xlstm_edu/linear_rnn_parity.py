@@ -348,8 +348,9 @@ def run(models=tuple(MODELS), seeds: int = 3, preset: str = "cpu", json_path=Non
         out["best_nonnegative"] = [best_one_unit_accuracy(n) for n in b_lengths]
     if verbose and theory:
         for hs in out["handset"]:
-            print(f"hand-set one-unit DeltaNet, β on a 1 = {hs['beta_one']:g} (eigenvalue {hs['eigenvalue_on_one']:+g}):"
-                  f" accuracy {hs['accuracy']:.3f} over lengths {list(h_lengths)}")
+            print(f"hand-set one-unit DeltaNet, β on a 1 = {hs['beta_one']:g} "
+                  f"(eigenvalue {hs['eigenvalue_on_one']:+g}): accuracy {hs['accuracy']:.3f} over lengths "
+                  f"{list(h_lengths)}")
         print("best one-unit model with eigenvalues in [0, 1], by length: "
               + ", ".join(f"{b['length']}: {b['accuracy']:.3f}" for b in out["best_nonnegative"]))
     path = Path(json_path) if json_path else None

@@ -15,16 +15,16 @@ Nothing is scaled or normalized inside these functions (no 1/√DK, no L2-normal
 caller does that, so that every formula below is exactly the one printed next to it. The members differ only
 in A_t and in what scales the write:
 
-==================  ===========================  ==============  ===========  ==============  ==========  =====================
-member              A_t(S)                       decay           input gate   normalizer      stabilizer  eigenvalues of A_t
-==================  ===========================  ==============  ===========  ==============  ==========  =====================
-linear attention    S                            none (1)        none (1)     none            none        {1}
-RetNet-style        γ S                          fixed γ         none         none (*)        none        {γ}, γ ∈ (0, 1)
-GLA / Mamba 2 (**)  a_t S                        a_t = a(x_t)    i_t (Δ_t)    none            none        {a_t} ⊂ (0, 1)
-mLSTM               f_t S,  write i_t k vᵀ       f_t = σ(f̃_t)    exp(ĩ_t)     max(|qᵀn_t|, 1)  m_t         {f_t} ⊂ (0, 1)
-DeltaNet            (I - β_t k_t k_tᵀ) S         none            β_t          none            none        {1, 1 - β_t‖k_t‖²}
-gated DeltaNet      α_t (I - β_t k_t k_tᵀ) S     α_t             β_t          none            none        {α_t, α_t(1 - β_t‖k_t‖²)}
-==================  ===========================  ==============  ===========  ==============  ==========  =====================
+================  ======================  ============  ==========  ===============  ==========  ======================
+member            A_t(S)                  decay         input gate  normalizer       stabilizer  eigenvalues of A_t
+================  ======================  ============  ==========  ===============  ==========  ======================
+linear attention  S                       none (1)      none (1)    none             none        {1}
+RetNet-style      γ S                     fixed γ       none        none (*)         none        {γ}, γ ∈ (0, 1)
+GLA/Mamba 2 (**)  a_t S                   a_t = a(x_t)  i_t (Δ_t)   none             none        {a_t} ⊂ (0, 1)
+mLSTM             f_t S; write i_t k vᵀ   f_t = σ(f̃_t)   exp(ĩ_t)    max(|qᵀn_t|, 1)  m_t         {f_t} ⊂ (0, 1)
+DeltaNet          (I - β_t k_t k_tᵀ) S    none          β_t         none             none        {1, 1 - β_t‖k_t‖²}
+gated DeltaNet    α_t(I - β_t k_t k_tᵀ)S  α_t           β_t         none             none        {α_t, α_t(1-β_t‖k_t‖²)}
+================  ======================  ============  ==========  ===============  ==========  ======================
 
 (*) RetNet normalizes outside the recurrence (a GroupNorm of h and a rescaled decay matrix); the recurrence is
 the one above. (**) with one scalar decay per head, as in Mamba 2's SSD (a_t = exp(Δ_t A), A < 0, write scaled
