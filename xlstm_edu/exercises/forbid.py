@@ -55,7 +55,8 @@ def _public_name(fn) -> str:
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
     for public in ("xlstm_edu.np", "xlstm_edu.nn"):
         pkg = sys.modules.get(public)
-        if mod.startswith(public + ".") and pkg is not None and getattr(pkg, name, None) is fn:
+        # the package namespace itself, not getattr: a module-level __getattr__ could be a patched stub
+        if mod.startswith(public + ".") and pkg is not None and vars(pkg).get(name) is fn:
             return f"{public}.{name}"
     return f"{mod}.{name}" if mod else name
 
