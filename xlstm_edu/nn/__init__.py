@@ -5,14 +5,7 @@
 
 from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_parallel, mlstm_recurrent, mlstm_step, mlstm_zero_state
 from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
+from xlstm_edu.nn.xlstm_lm import XLSTMConfig, XLSTMLM  # after the cells: the blocks import them
 
 __all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step", "mlstm_zero_state",
            "slstm_recurrent", "slstm_step", "slstm_zero_state", "XLSTMConfig", "XLSTMLM"]
-
-
-def __getattr__(name):  # the model classes load lazily (blocks import the cells above)
-    if name in ("XLSTMConfig", "XLSTMLM"):
-        from xlstm_edu.nn import xlstm_lm
-
-        return getattr(xlstm_lm, name)
-    raise AttributeError(name)
