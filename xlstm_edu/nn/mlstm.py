@@ -168,9 +168,13 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size: int = 64, state=None, eps
 def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     """Chunkwise form for S = NC·L. The scale 1/√DK of q is folded into the decay weights (saves a pass over q).
 
-    Two tricks keep the number of passes over the (L, L) matrices small (they dominate the cost on a CPU):
-    the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so [C | n] = Σ w k [v | 1]ᵀ),
-    and the row maximum of log D needs no (L, L) pass: max_{s<=t} (b_t - b_s + ĩ_s) = b_t + cummax_s(ĩ_s - b_s).
+    Tricks that keep the number of passes over big arrays small (they dominate the cost on a CPU):
+    the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so [C | n] = Σ w k [v | 1]ᵀ);
+    the row maximum of log D needs no (L, L) pass: max_{s<=t} (b_t - b_s + ĩ_s) = b_t + cummax_s(ĩ_s - b_s);
+    every chunk's own contribution to the state is one batched matmul for all chunks, stabilized by the chunk's
+    own maximum, so the loop over chunk borders only rescales (..., DK, DV+1) states; and that loop walks the
+    chunks with ``unbind`` (whose backward is one stack) rather than indexing (whose backward zero-fills a
+    full-size gradient per chunk).
     """
     C0, n0, m0 = state
     *batch, S, DK = q.shape
@@ -185,20 +189,22 @@ def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     a = g[..., None] - b + i_pre  # (..., NC, L): log weight of step s in the chunk-end state
     a_max = a.amax(dim=-1)  # (..., NC)
 
-    # 1) recurrence over chunk borders: the state [C | n] entering each chunk (eq. 15-20 for L steps at once)
+    # 1) each chunk's own part of the state at its end, Σ_s e^{a_s - a_max} k_s [v_s | 1]ᵀ (eq. 19, 20 over a chunk)
+    C_loc = (k * torch.exp(a - a_max[..., None])[..., None]).transpose(-2, -1) @ v  # (..., NC, DK, DV+1)
+    # 2) recurrence over chunk borders: the state [C | n] entering each chunk (eq. 15-20 for L steps at once)
     Ca, m = torch.cat([C0, n0[..., None]], dim=-1), m0  # (..., DK, DV+1)
     Cs, ms = [], []
-    for c in range(NC):
+    for C_c, g_c, a_c in zip(C_loc.unbind(-3), g.unbind(-1), a_max.unbind(-1)):
         Cs.append(Ca)
         ms.append(m)
-        m_next = torch.maximum(g[..., c] + m, a_max[..., c])  # stabilizer at the chunk end
-        k_w = k[..., c, :, :] * torch.exp(a[..., c, :] - m_next[..., None])[..., None]
-        Ca = torch.exp(g[..., c] + m - m_next)[..., None, None] * Ca + k_w.transpose(-2, -1) @ v[..., c, :, :]
+        m_next = torch.maximum(g_c + m, a_c)  # stabilizer at the chunk end (eq. 15)
+        Ca = (torch.exp(g_c + m - m_next)[..., None, None] * Ca  # eq. 19, 20: f' [C | n] + i' k [v | 1]ᵀ
+              + torch.exp(a_c - m_next)[..., None, None] * C_c)
         m = m_next
     C_in = torch.stack(Cs, dim=-3)  # (..., NC, DK, DV+1)
     m_in = torch.stack(ms, dim=-1)  # (..., NC)
 
-    # 2) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
+    # 3) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
     w = i_pre - b  # log D_ts = b_t + w_s for s <= t
     m_t = torch.maximum(b + m_in[..., None], b + torch.cummax(w, dim=-1).values)  # = the recurrent m_t (eq. 15)
     u = b - m_t - 0.5 * math.log(DK)  # (- log √DK: the scale of q̂ = q/√DK, applied through the weights)
@@ -208,5 +214,6 @@ def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     q_in = q * torch.exp(u + m_in[..., None])[..., None]  # q̂ times the incoming state's weight at step t
     num = q_in @ C_in + Sm @ v  # (..., NC, L, DV+1): [q̂ᵀC_t | q̂ᵀn_t]
     num, den = num.split([DV, 1], dim=-1)  # (split, not slicing: its backward is one concat, no zero-filling)
-    h = num / (torch.maximum(den.abs(), normalizer_bound(m_t)[..., None]) + eps)  # eq. 21
+    # eq. 21; times a reciprocal rather than a division: two passes over num in the backward instead of four
+    h = num * torch.reciprocal(torch.maximum(den.abs(), normalizer_bound(m_t)[..., None]) + eps)
     return h.reshape(*batch, S, DV), (Ca[..., :DV], Ca[..., DV], m)
