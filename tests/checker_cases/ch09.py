@@ -85,10 +85,6 @@ def proj_good(x, W):
     return torch.einsum("nhd,hod->nho", x.reshape(N, D // 4, 4), W).reshape(N, D)
 
 
-def proj_dense(x, W):
-    return x @ torch.block_diag(*W).T  # the same map, slower: accepted
-
-
 def proj_transposed_blocks(x, W):
     N, D = x.shape
     return torch.einsum("nhd,hdo->nho", x.reshape(N, D // 4, 4), W).reshape(N, D)  # x_j @ W[j] = W[j]ᵀ x_j
@@ -171,5 +167,3 @@ CASES = {
     }),
 }
 
-# the dense block-diagonal matrix computes the same map: correct, only slower (a question in the chapter)
-EXTRA_GOOD = {"9.3": (proj_dense,)}
