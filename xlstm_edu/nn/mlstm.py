@@ -180,8 +180,10 @@ def _chunks(q, k, v, i_pre, log_f, L, state, eps):
     *batch, S, DK = q.shape
     DV = v.shape[-1]
     NC = S // L
-    q = q.reshape(*batch, NC, L, DK)
-    k = k.reshape(*batch, NC, L, DK)
+    # contiguous once here: q and k feed several batched matmuls (and their backward), each of which would
+    # otherwise copy a transposed view such as the blocks' (B, S, NH, DH) -> (B, NH, S, DH) again
+    q = q.contiguous().reshape(*batch, NC, L, DK)
+    k = k.contiguous().reshape(*batch, NC, L, DK)
     v = torch.cat([v, v.new_ones(*batch, S, 1)], dim=-1).reshape(*batch, NC, L, DV + 1)  # [v | 1]
     i_pre = i_pre.reshape(*batch, NC, L)
     b = torch.cumsum(log_f.reshape(*batch, NC, L), dim=-1)  # log-forget cumsum inside each chunk
