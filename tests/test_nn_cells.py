@@ -179,7 +179,7 @@ MLSTM_FORMS = {
 
 
 @pytest.mark.parametrize("form", sorted(MLSTM_FORMS))
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("gates", ["uniform", "closed", "pattern"])
 def test_mlstm_grads_finite_at_extreme_gates(form, dtype, gates):
     """Gate pre-activations in [-1000, 1000]. Once m_t < -log(max float) (-88.7 in float32, -709.8 in float64),
@@ -335,7 +335,7 @@ def _slstm_step_loop(wx, R, b, forget_gate="sigmoid"):
     return torch.stack(hs, dim=-2)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 def test_slstm_grads_finite_at_extreme_gates(dtype):
     """The fused sequence and the step loop, with every gate pre-activation in [-1000, 1000] (and a pattern of
     extreme ones): finite outputs and gradients. (The sLSTM has no overflowing bound; this guards that.)"""
