@@ -39,7 +39,7 @@ __all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step",
 
 # ----------------------------------------------------------------------------------------------------------------
 # input checks (before any work): the rules of xlstm_edu._validate, as in the numpy engine
-def _prepare(q, k, v, i_pre, f_pre, state, eps, forget_gate, *, step=False, with_state=True):
+def _prepare(q, k, v, i_pre, f_pre, state, eps, forget_gate, *, step=False):
     """Check everything, then cast to the compute dtype. Returns (inputs, state or None, eps, lead, out_dtype):
     h is returned in out_dtype (the inputs' common dtype), the state in the compute dtype."""
     named = dict(q=q, k=k, v=v, i_pre=i_pre, f_pre=f_pre)
@@ -47,12 +47,11 @@ def _prepare(q, k, v, i_pre, f_pre, state, eps, forget_gate, *, step=False, with
     check_forget_gate(forget_gate)
     eps = check_eps(eps)
     lead, _, DK, DV = mlstm_dims(q, k, v, i_pre, f_pre, step=step)
-    if with_state and state is not None:
+    if state is not None:
         state = check_state_tuple(state, ("C", "n", "m"))
         named.update({"state C": state[0], "state n": state[1], "state m": state[2]})
-        check_tensors(named)
+        check_tensors(named)  # the state's entries too, all on q's device
         check_mlstm_state(state, lead, DK, DV)
-    check_tensors(named)  # one device
     check_values(named)
     out, cd = dtypes((q, k, v, i_pre, f_pre))  # the state is carried in the compute dtype, whatever it came in
     inputs = tuple(t.to(cd) for t in (q, k, v, i_pre, f_pre))
@@ -78,8 +77,7 @@ def mlstm_parallel(q, k, v, i_pre, f_pre, eps: float = 1e-6, forget_gate: str = 
     Behaves like m_0 = -inf (row-wise max over the decay matrix), so it differs from the recurrent form only at
     the eps level (eps is added in stabilized space, where the two forms' m differ).
     """
-    (q, k, v, i_pre, f_pre), _, eps, _, out = _prepare(q, k, v, i_pre, f_pre, None, eps, forget_gate,
-                                                       with_state=False)
+    (q, k, v, i_pre, f_pre), _, eps, _, out = _prepare(q, k, v, i_pre, f_pre, None, eps, forget_gate)
     S, DK = q.shape[-2], q.shape[-1]
     log_f = log_forget_gate(f_pre, forget_gate)  # eq. 26 in log space
     b = torch.cumsum(log_f, dim=-1)  # b_t = Σ_{s<=t} log f_s (log F_ts = b_t - b_s)
