@@ -1,16 +1,15 @@
 """The torch side of the input checks: the rules of ``xlstm_edu._validate`` (the same shape contracts, messages,
 finite values and possible states as the numpy engine), applied to tensors on any device.
 
-Value checks cost one host synchronisation per call: each tensor is reduced to its sum (a NaN or inf entry makes
-the sum NaN or inf), all sums and the sLSTM state conditions are gathered into one boolean, and only when that
-flags a problem do the exact, entry-by-entry checks run to name it (a sum can also overflow on finite values; the
-exact check then lets the call through).
+Value checks are cheap: small CPU tensors (one generation step) through numpy views, large ones (a training batch)
+through one sum each and a single host synchronisation per call (``check_values``).
 """
 
 from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 
 from xlstm_edu._validate import (  # noqa: F401 (re-exported for the cells)
@@ -48,16 +47,40 @@ def check_tensors(named: dict) -> None:
             raise ValueError(f"{name}: expected a tensor on the device of {name0} ({t0.device}), got {t.device}")
 
 
+_SMALL = 1 << 16  # entries: up to this size a CPU tensor is checked through numpy, without torch's per-op overhead
+_NUMPY_DTYPES = (torch.float32, torch.float64)
+
+
+def _small_cpu(t) -> bool:
+    return t.is_cpu and t.dtype in _NUMPY_DTYPES and t.numel() <= _SMALL
+
+
 def check_values(named: dict, slstm_state: tuple | None = None, arg: str = "state") -> None:
-    """Every tensor finite; ``slstm_state`` = (c, n): n >= 0 and c = 0 wherever n = 0. One host sync."""
-    with torch.no_grad():
-        flags = [t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32).isfinite()
-                 for t in named.values()]
-        if slstm_state is not None:
-            c, n = slstm_state
-            flags += [(n >= 0).all(), ((n != 0) | (c == 0)).all()]
-        if bool(torch.stack(flags).all()):
-            return
+    """Every tensor finite; ``slstm_state`` = (c, n): n >= 0 and c = 0 wherever n = 0.
+
+    Small CPU tensors (a generation step) are checked together through numpy, in a few microseconds; the others
+    (a training batch) are each reduced to their sum (a NaN or inf entry makes the sum NaN or inf) and all sums are
+    gathered into one boolean: one host synchronisation per call. Only when something is flagged do the exact,
+    entry-by-entry checks run to name it (a sum can also overflow on finite values; the exact check then lets the
+    call through)."""
+    small, large = [], []
+    for t in named.values():
+        (small if _small_cpu(t) else large).append(t)
+    ok = not small or bool(np.isfinite(np.concatenate([t.detach().numpy().ravel() for t in small])).all())
+    conditions = []
+    if slstm_state is not None:
+        c, n = slstm_state
+        if _small_cpu(c) and _small_cpu(n):
+            cn, nn_ = c.detach().numpy(), n.detach().numpy()
+            ok = ok and bool((nn_ >= 0).all()) and bool(((nn_ != 0) | (cn == 0)).all())
+        else:
+            conditions = [(n >= 0).all(), ((n != 0) | (c == 0)).all()]
+    if ok and (large or conditions):
+        with torch.no_grad():
+            sums = [t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32).isfinite() for t in large]
+            ok = bool(torch.stack(sums + conditions).all())
+    if ok:
+        return
     for name, t in named.items():  # name the problem (or let a sum that merely overflowed through)
         check_finite(t, name)
     if slstm_state is not None:
