@@ -192,3 +192,22 @@ def test_torch_tensors_on_two_devices_are_rejected():
     a = {k: _to_torch(v) for k, v in _mlstm_good().items()}
     with pytest.raises(ValueError, match="k: expected a tensor on the device of q"):
         xnn.mlstm_parallel(**dict(a, k=a["k"].cuda()))
+
+
+def test_torch_value_checks_small_and_large_tensors():
+    """The torch checks take two routes (numpy views for small CPU tensors, one sum per tensor for large ones):
+    both find a NaN, and a large tensor whose sum overflows although every entry is finite is let through."""
+    S = 1100  # q of 2 x 8 x 1100 x 4 = 70,400 entries: above the small-tensor limit
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(2, 8, S, 4, generator=g) for _ in range(3))
+    i, f = torch.randn(2, 8, S, generator=g), torch.randn(2, 8, S, generator=g) + 3
+    for big in (True, False):
+        qq = q if big else q[:, :1, :10]
+        args = [t if big else t[:, :1, :10] for t in (k, v, i, f)]
+        bad = qq.clone()
+        bad[0, 0, 5, 1] = float("nan")
+        with pytest.raises(ValueError, match=r"q: expected finite values, got NaN or inf \(first at index \(0, 0, 5, 1\)\)"):
+            xnn.mlstm_chunkwise(bad, *args, chunk_size=16)
+    huge = torch.full_like(q, 3e38)  # finite, but its float32 sum is inf
+    h, _ = xnn.mlstm_chunkwise(huge, k, v, i, f, chunk_size=64)
+    assert h.shape == v.shape
