@@ -1,35 +1,83 @@
-"""`python -m xlstm_edu.bench lm` runs end to end on a tiny configuration and writes the promised JSON."""
+"""`python -m xlstm_edu.bench lm` runs end to end on a tiny configuration and writes the promised JSON; its FLOP
+formulas count exactly the matrix products torch runs."""
 
 import json
 
 import pytest
+import torch
 
-from xlstm_edu.bench import lm
+from xlstm_edu.bench import flops, lm
+
+TINY = ["--embedding-dim", "32", "--num-blocks", "2", "--num-heads", "2", "--context-length", "16",
+        "--batch-size", "2", "--chunk-size", "8", "--repeats", "1", "--steps", "1", "--peak-size", "128"]
 
 
 def test_bench_lm_tiny_run_writes_json(tmp_path, capsys):
-    models = "xlstm,mlstm,slstm,gpt,lstm"
+    models = "xlstm,mlstm,slstm,gpt,lstm,large"
     try:
         import xlstm  # noqa: F401
 
-        models += ",official-xlstm,official-mlstm"
+        models += ",official-xlstm,official-mlstm,official-large"
     except ImportError:
         pass
     out = tmp_path / "bench.json"
-    rc = lm.main(["--embedding-dim", "32", "--num-blocks", "2", "--num-heads", "2", "--context-length", "16",
-                  "--batch-size", "2", "--chunk-size", "8", "--repeats", "1", "--steps", "1", "--models", models,
-                  "--json", str(out)])
+    rc = lm.main([*TINY, "--models", models, "--json", str(out)])
     assert rc == 0
     rows = json.loads(out.read_text())
     assert [r["model"] for r in rows] == models.split(",")
     for r in rows:
         assert r["params"] > 0 and r["train_tokens_per_s"] > 0 and r["threads"] >= 1
+        assert r["train_flops_per_token"] > 0 and r["matmul_peak_flops"] > 0
+        assert r["mfu"] == pytest.approx(r["train_flops_per_token"] * r["train_tokens_per_s"]
+                                         / r["matmul_peak_flops"], rel=1e-2, abs=1e-4)
+        assert len(r["loadavg_start"]) == 3 and len(r["loadavg_end"]) == 3
+        assert r["command"].startswith("python -m xlstm_edu.bench lm")
+    by = {r["model"]: r for r in rows}
+    for off, ours in lm.TWIN.items():  # an official model is given its twin's FLOPs (the same architecture)
+        if off in by:
+            assert by[off]["train_flops_per_token"] == by[ours]["train_flops_per_token"]
+            assert by[off]["params"] == by[ours]["params"]
+            assert "vs_official" in by[ours]
     text = capsys.readouterr().out
-    assert "torch threads = " in text and "tokens/s" in text
+    assert "torch threads = " in text and "tokens/s" in text and "MFU" in text and "load average" in text
 
 
-def test_bench_lm_rejects_bad_arguments():
+def test_bench_lm_rejects_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         lm.main(["--models", "xlstm,transformer"])
     with pytest.raises(SystemExit):
         lm.main(["--repeats", "0"])
+    with pytest.raises(SystemExit):  # the official chunkwise kernel needs context % chunk == 0
+        lm.main(["--models", "official-large", "--context-length", "20", "--chunk-size", "8"])
+    with pytest.raises(SystemExit):  # --json that is a folder: refused before any work
+        lm.main(["--models", "gpt", "--json", str(tmp_path)])
+
+
+@pytest.mark.parametrize("kind", ["xlstm", "mlstm", "slstm", "gpt", "lstm", "large"])
+@pytest.mark.parametrize("S", [8, 24])
+def test_flop_formulas_count_what_torch_runs(kind, S):
+    """The forward FLOPs by formula equal torch's FLOP counter on a forward pass (GPT: attention through the
+    math backend, which the counter sees; LSTM: the fused torch.nn.LSTM is invisible to the counter, so its
+    formula is checked against its weight matrices: 2 FLOPs per weight per token)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    a = lm.parse([*TINY, "--context-length", str(S)])
+    model = lm.build_ours(kind, a)
+    f = flops.forward_flops(model.cfg, S)
+    assert flops.train_flops_per_token(model.cfg, S) == 3 * f["total"]
+    idx = torch.randint(0, a.vocab_size, (2, S))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(idx)
+    if kind == "lstm":
+        w = sum(p.numel() for n, p in model.lstm.named_parameters() if n.startswith("weight"))
+        assert f["lstm"] == 2 * w and fc.get_total_flops() == f["head"] * idx.numel()
+    else:
+        assert fc.get_total_flops() == f["total"] * idx.numel()
+
+
+def test_flops_reject_unknown_configs():
+    with pytest.raises(ValueError, match="config"):
+        flops.forward_flops(object(), 8)
+    with pytest.raises(ValueError, match="seq_len"):
+        flops.forward_flops(lm.build_ours("gpt", lm.parse(TINY)).cfg, 0)

@@ -159,19 +159,47 @@ def test_mlstm_step_equals_official_step():
 
 
 # ======================================================================================= mLSTM robustness
-@pytest.mark.parametrize("form", ["parallel", "chunkwise", "recurrent"])
-def test_mlstm_float32_finite_at_extreme_gates(form):
-    q, k, v, i, f = mlstm_inputs(S=20, dtype=torch.float32)
-    i = torch.tensor([500.0, -500.0, 88.0, 100.0, -100.0] * 4).expand_as(i).clone()
-    f = torch.tensor([-500.0, 500.0, 30.0, -30.0] * 5).expand_as(f).clone()
+def _step_loop(q, k, v, i, f):
+    """mlstm_step called once per time step (the generation path), outputs stacked."""
+    state, hs = None, []
+    for t in range(q.shape[-2]):
+        h, state = mlstm_step(q[..., t, :], k[..., t, :], v[..., t, :], i[..., t], f[..., t], state=state)
+        hs.append(h)
+    return torch.stack(hs, dim=-2)
+
+
+MLSTM_FORMS = {
+    "parallel": lambda *a: mlstm_parallel(*a),
+    "chunkwise L=8": lambda *a: mlstm_chunkwise(*a, chunk_size=8)[0],
+    "chunkwise L=1": lambda *a: mlstm_chunkwise(*a, chunk_size=1)[0],
+    "chunkwise L=64": lambda *a: mlstm_chunkwise(*a, chunk_size=64)[0],
+    "recurrent": lambda *a: mlstm_recurrent(*a)[0],
+    "step": _step_loop,
+}
+
+
+@pytest.mark.parametrize("form", sorted(MLSTM_FORMS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("gates", ["uniform", "closed", "pattern"])
+def test_mlstm_grads_finite_at_extreme_gates(form, dtype, gates):
+    """Gate pre-activations in [-1000, 1000]. Once m_t < -log(max float) (-88.7 in float32, -709.8 in float64),
+    exp(-m_t) overflowed to inf: h_t = 0 but the backward computed 0·inf = NaN. "closed": every gate at -1000,
+    so m_t = -1000 at every step."""
+    q, k, v, i, f = mlstm_inputs(S=20, dtype=dtype)
+    if gates == "uniform":
+        g = torch.Generator().manual_seed(7)
+        i, f = (2000 * torch.rand(*i.shape, generator=g, dtype=dtype) - 1000 for _ in range(2))
+    elif gates == "closed":
+        i, f = torch.full_like(i, -1000.0), torch.full_like(f, -1000.0)
+    else:
+        i = torch.tensor([500.0, -500.0, 88.0, 100.0, -100.0] * 4, dtype=dtype).expand_as(i).clone()
+        f = torch.tensor([-500.0, 500.0, 30.0, -30.0] * 5, dtype=dtype).expand_as(f).clone()
     xs = [x.clone().requires_grad_(True) for x in (q, k, v, i, f)]
-    fn = {"parallel": lambda *a: mlstm_parallel(*a), "chunkwise": lambda *a: mlstm_chunkwise(*a, chunk_size=8)[0],
-          "recurrent": lambda *a: mlstm_recurrent(*a)[0]}[form]
-    h = fn(*xs)
-    assert torch.isfinite(h).all()
+    h = MLSTM_FORMS[form](*xs)
+    assert h.dtype == dtype and torch.isfinite(h).all()
     h.square().sum().backward()
-    for x in xs:
-        assert torch.isfinite(x.grad).all()
+    for name, x in zip(("q", "k", "v", "i_pre", "f_pre"), xs):
+        assert torch.isfinite(x.grad).all(), name
 
 
 @pytest.mark.parametrize("form", ["parallel", "chunkwise", "recurrent"])
@@ -191,31 +219,7 @@ def test_mlstm_is_causal(form):
     assert not torch.allclose(h[..., t0:, :], h2[..., t0:, :])
 
 
-def test_mlstm_bad_input_raises_value_error():
-    q, k, v, i, f = mlstm_inputs(S=6)
-    with pytest.raises(ValueError, match="q"):
-        mlstm_parallel(np_(q), k, v, i, f)
-    with pytest.raises(ValueError, match="k"):
-        mlstm_parallel(q, k[..., :3], v, i, f)
-    with pytest.raises(ValueError, match="i_pre"):
-        mlstm_recurrent(q, k, v, i[..., :5], f)
-    with pytest.raises(ValueError, match="f_pre"):
-        mlstm_chunkwise(q, k, v, i, f.float())
-    with pytest.raises(ValueError, match="forget_gate"):
-        mlstm_parallel(q, k, v, i, f, forget_gate="tanh")
-    with pytest.raises(ValueError, match="chunk_size"):
-        mlstm_chunkwise(q, k, v, i, f, chunk_size=0)
-    with pytest.raises(ValueError, match="state"):
-        mlstm_recurrent(q, k, v, i, f, state=(q, k))
-    with pytest.raises(ValueError, match="state C"):
-        C, n, m = mlstm_state()
-        mlstm_chunkwise(q, k, v, i, f, state=(C[..., :2], n, m))
-    with pytest.raises(ValueError, match="eps"):
-        mlstm_parallel(q, k, v, i, f, eps=-1.0)
-    with pytest.raises(ValueError, match="q"):
-        mlstm_parallel(q.long(), k, v, i, f)
-    with pytest.raises(ValueError, match="S >= 1"):
-        mlstm_chunkwise(q[..., :0, :], k[..., :0, :], v[..., :0, :], i[..., :0], f[..., :0])
+# bad input: tests/test_np_rules.py checks that every rule of the numpy engine holds here, with the same message
 
 
 # ============================================================================================== sLSTM
@@ -323,17 +327,33 @@ def test_slstm_equals_official_vanilla_cell_forward_and_grad():
     assert rel(gb, cell._bias_int2ext(gb_off).permute(1, 0, 2).reshape(4, H)) < TOL
 
 
-def test_slstm_float32_finite_at_extreme_gates():
-    wx, R, b = slstm_inputs(S=12, dtype=torch.float32)
+def _slstm_step_loop(wx, R, b, forget_gate="sigmoid"):
+    state, hs = None, []
+    for t in range(wx.shape[-3]):
+        h, state = slstm_step(wx[..., t, :, :], R, b, state=state, forget_gate=forget_gate)
+        hs.append(h)
+    return torch.stack(hs, dim=-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_slstm_grads_finite_at_extreme_gates(dtype):
+    """The fused sequence and the step loop, with every gate pre-activation in [-1000, 1000] (and a pattern of
+    extreme ones): finite outputs and gradients. (The sLSTM has no overflowing bound; this guards that.)"""
+    wx, R, b = slstm_inputs(S=12, dtype=dtype)
     wx[..., 0, :] = torch.tensor([500.0, -500.0, 90.0, -90.0, 1000.0, 0.0]).repeat(2)[:6]  # ĩ extreme
     wx[..., 1, :] = torch.tensor([-500.0, 500.0, 40.0, -40.0, 0.0, 1e4])[:6]  # f̃ extreme
+    g = torch.Generator().manual_seed(8)
+    wx_uniform = 2000 * torch.rand(*wx.shape, generator=g, dtype=dtype) - 1000  # every gate in [-1000, 1000]
     for fg in ("sigmoid", "exp"):
-        xs = [x.clone().requires_grad_(True) for x in (wx, R, b)]
-        h, _ = slstm_recurrent(*xs, forget_gate=fg)
-        assert torch.isfinite(h).all(), fg
-        h.square().sum().backward()
-        for x in xs:
-            assert torch.isfinite(x.grad).all(), fg
+        for w in (wx, wx_uniform):
+            for run in (lambda *a: slstm_recurrent(*a, forget_gate=fg)[0],
+                        lambda *a: _slstm_step_loop(*a, forget_gate=fg)):
+                xs = [x.clone().requires_grad_(True) for x in (w, R, b)]
+                h = run(*xs)
+                assert torch.isfinite(h).all(), fg
+                h.square().sum().backward()
+                for x in xs:
+                    assert torch.isfinite(x.grad).all(), fg
 
 
 def test_slstm_is_causal():
@@ -346,26 +366,84 @@ def test_slstm_is_causal():
     assert not torch.allclose(h[..., 6:, :], h2[..., 6:, :])
 
 
-def test_slstm_bad_input_raises_value_error():
-    wx, R, b = slstm_inputs()
-    with pytest.raises(ValueError, match="wx"):
-        slstm_recurrent(wx[..., :3, :], R, b)
-    with pytest.raises(ValueError, match="wx"):
-        slstm_recurrent(np_(wx), R, b)
-    with pytest.raises(ValueError, match="R"):
-        slstm_recurrent(wx, R[:, :1], b)
-    with pytest.raises(ValueError, match="b"):
-        slstm_recurrent(wx, R, b[:, :2])
-    with pytest.raises(ValueError, match="forget_gate"):
-        slstm_recurrent(wx, R, b, forget_gate="relu")
-    with pytest.raises(ValueError, match="state"):
-        slstm_recurrent(wx, R, b, state=slstm_zero_state((3,), 6, dtype=F64)[:3])
-    with pytest.raises(ValueError, match="state h"):
-        slstm_recurrent(wx, R, b, state=slstm_zero_state((2,), 6, dtype=F64))
-    with pytest.raises(ValueError, match="R"):
-        slstm_recurrent(wx, R.float(), b)
-    with pytest.raises(ValueError, match="wx_t"):
-        slstm_step(wx[..., 0, :2, :], R, b)
+# ============================================================================================ precision
+HALF = [torch.float16, torch.bfloat16]
+
+
+def _rel64(a, b):
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("form", sorted(MLSTM_FORMS))
+def test_mlstm_half_inputs_computed_in_float32(dtype, form):
+    """float16/bfloat16 inputs: the gate arithmetic (exp, log, cumulative sums, the stabilizer) runs in float32,
+    so the result is the float64 result on the same inputs, rounded once to the inputs' dtype (half precision
+    arithmetic gave errors of 18-75% here). Gates in [-5, 5]; |h| is compared to its maximum."""
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (torch.randn(2, 3, 24, 8, generator=g).to(dtype) for _ in range(3))
+    i, f = ((10 * torch.rand(2, 3, 24, generator=g) - 5).to(dtype) for _ in range(2))
+    h = MLSTM_FORMS[form](q, k, v, i, f)
+    h64 = MLSTM_FORMS[form](*(x.double() for x in (q, k, v, i, f)))
+    assert h.dtype == dtype
+    assert _rel64(h, h64) < (4e-3 if dtype == torch.bfloat16 else 1e-3)
+    # and the gradients, through the same float32 computation
+    xs = [x.clone().requires_grad_(True) for x in (q, k, v, i, f)]
+    xs64 = [x.double().requires_grad_(True) for x in (q, k, v, i, f)]
+    w = torch.randn(h.shape, generator=g)
+    (MLSTM_FORMS[form](*xs).float() * w).sum().backward()
+    (MLSTM_FORMS[form](*xs64) * w.double()).sum().backward()
+    for name, x, x64 in zip(("q", "k", "v", "i_pre", "f_pre"), xs, xs64):
+        assert x.grad.dtype == dtype
+        assert _rel64(x.grad, x64.grad) < (2e-2 if dtype == torch.bfloat16 else 4e-3), name
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
+def test_mlstm_parallel_half_finite_at_large_gates(dtype):
+    """float16 overflows at 65504: exp and the cumulative sums of large gates did, giving inf/NaN."""
+    q, k, v, i, f = (x.to(dtype) for x in mlstm_inputs(S=16, gate_scale=30.0, dtype=torch.float32))
+    for h in (mlstm_parallel(q, k, v, i, f), mlstm_chunkwise(q, k, v, i, f, chunk_size=4)[0]):
+        assert h.dtype == dtype and torch.isfinite(h).all()
+        assert _rel64(h, mlstm_parallel(*(x.double() for x in (q, k, v, i, f)))) < 1e-2
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
+def test_half_inputs_state_is_carried_in_float32(dtype):
+    """h comes back in the inputs' dtype, the state in float32 (the compute dtype); a float32 state handed back
+    with half inputs keeps h in half precision."""
+    q, k, v, i, f = (x.to(dtype) for x in mlstm_inputs(S=6, dtype=torch.float32))
+    for h, state in (mlstm_recurrent(q, k, v, i, f), mlstm_chunkwise(q, k, v, i, f, chunk_size=4),
+                     mlstm_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0])):
+        assert h.dtype == dtype and all(s.dtype == torch.float32 for s in state)
+    h, state = mlstm_step(q[..., 1, :], k[..., 1, :], v[..., 1, :], i[..., 1], f[..., 1], state=state)
+    assert h.dtype == dtype and all(s.dtype == torch.float32 for s in state)
+    wx, R, b = (x.to(dtype) for x in slstm_inputs(S=5, dtype=torch.float32))
+    h, state = slstm_recurrent(wx, R, b)
+    assert h.dtype == dtype and all(s.dtype == torch.float32 for s in state)
+    h, state = slstm_step(wx[..., 0, :, :], R, b, state=state)
+    assert h.dtype == dtype and all(s.dtype == torch.float32 for s in state)
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("run", ["recurrent", "step"])
+def test_slstm_half_inputs_computed_in_float32(dtype, run):
+    wx, R, b = (x.to(dtype) for x in slstm_inputs(S=16, scale=3.0, dtype=torch.float32))
+    fn = (lambda *a: slstm_recurrent(*a)[0]) if run == "recurrent" else _slstm_step_loop
+    h = fn(wx, R, b)
+    h64 = fn(wx.double(), R.double(), b.double())
+    assert h.dtype == dtype
+    assert _rel64(h, h64) < (4e-3 if dtype == torch.bfloat16 else 1e-3)
+
+
+def test_mixed_dtypes_are_promoted_like_numpy():
+    """One rule in both engines: inputs of different float dtypes are promoted (numpy's and torch's rule), not
+    refused; the result has the common dtype."""
+    q, k, v, i, f = mlstm_inputs(S=6)
+    h = mlstm_parallel(q.float(), k, v, i, f)
+    h_np = xnp.mlstm_parallel(np_(q).astype(np.float32), *map(np_, (k, v, i, f)))
+    assert h.dtype == torch.float64 and h_np.dtype == np.float64
+    assert rel(h, h_np) < 1e-12
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -164,6 +164,14 @@ def test_dtype_is_kept_and_float32_close_to_float64(dtype):
     assert rel(h, h64) <= (1e-5 if dtype == np.float32 else 1e-15)
 
 
+def test_float16_inputs_are_computed_in_float32():
+    rng = np.random.default_rng(10)
+    wx, R, b = (a.astype(np.float16) for a in random_lstm(rng))
+    h, (hl, cl) = lstm_recurrent(wx, R, b)
+    assert h.dtype == np.float16 and hl.dtype == cl.dtype == np.float32  # the state stays in the compute dtype
+    assert rel(h, lstm_recurrent(*(a.astype(np.float64) for a in (wx, R, b)))[0]) <= 1e-3
+
+
 def test_float32_long_sequence_large_preactivations_stays_finite():
     rng = np.random.default_rng(8)
     wx = rng.uniform(-1000, 1000, size=(2, 10_000, 4, 4)).astype(np.float32)

@@ -217,6 +217,31 @@ def test_float32_extreme_gates_long_sequence_stays_finite():
     assert all(np.all(np.isfinite(s)) for s in state_r + state_c)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("form", ["parallel", "recurrent"])
+@pytest.mark.parametrize("gates", ["uniform", "closed"])
+def test_backward_finite_at_extreme_gates(dtype, form, gates):
+    """Gate pre-activations in [-1000, 1000]: m_t can drop below -log(max float) (-88.7 in float32, -709.8 in
+    float64), where exp(-m_t) overflowed to inf, h_t was 0 and the backward computed 0·inf = NaN. "closed": every
+    gate at -1000, so m_t = -1000 at every step, beyond both limits. Outputs and gradients must stay finite,
+    without any overflow or invalid operation on the way."""
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.normal(size=(2, 40, 4)).astype(dtype) for _ in range(3))
+    if gates == "uniform":
+        i, f = (rng.uniform(-1000, 1000, size=(2, 40)).astype(dtype) for _ in range(2))
+    else:
+        i = f = np.full((2, 40), -1000.0, dtype)
+    dh = rng.normal(size=v.shape).astype(dtype)
+    forward, backward = {"parallel": (mlstm_parallel, mlstm_parallel_backward),
+                         "recurrent": (lambda *a: mlstm_recurrent(*a)[0], mlstm_recurrent_backward)}[form]
+    with np.errstate(over="raise", invalid="raise"):
+        h = forward(q, k, v, i, f)
+        grads = backward(dh, q, k, v, i, f)
+    assert np.all(np.isfinite(h))
+    for name in ("q", "k", "v", "i_pre", "f_pre"):
+        assert grads[name].dtype == dtype and np.all(np.isfinite(grads[name])), name
+
+
 # ------------------------------------------------------------------------------------------------ causality
 
 FORMS = {
@@ -412,7 +437,7 @@ def _t(torch, a, grad=False):
 
 
 def _official_recurrent(torch, q, k, v, i, f, state=None, eps=1e-6):
-    """The official one-step kernel in a loop, states in float64 (SPEC.md §4)."""
+    """The official one-step kernel in a loop, states in float64 (it keeps them in float32 unless told)."""
     from mlstm_kernels.torch.recurrent.native_step import mlstm_recurrent_step__native_fw
 
     B, NH, S, DK = q.shape
@@ -563,7 +588,7 @@ def test_recurrent_backward_with_state_matches_autograd_through_official_steps()
 
 @torch_oracle
 def test_official_custbw_is_not_the_exact_gradient():
-    """SPEC.md §2: ``*_custbw`` treats the denominator and m as constants; it differs from the exact gradient by
+    """The official ``*_custbw`` kernels treat the denominator and m as constants; it differs from the exact gradient by
     O(1) in dq, dk and the gate gradients, which is why our reference is the exact one."""
     torch = _official()
     from mlstm_kernels.torch import get_mlstm_kernel

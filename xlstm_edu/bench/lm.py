@@ -7,20 +7,32 @@ repeat runs ``--steps`` steps of every model in turn (interleaved, so machine no
 table reports the median tokens per second over the repeats, the parameter count, and ratios against the
 official package and against GPT.
 
+How far from the machine's limit: each model's training FLOPs per token are counted by formula
+(``xlstm_edu.bench.flops``: the matrix products of a forward pass, times 3 for forward + backward), and the
+achieved FLOP/s (FLOPs per token × tokens/s) is given as a fraction of the machine's matrix-multiply peak,
+measured in the same run with a large float32 matmul on the same number of threads (MFU, "model FLOPs
+utilisation"). The load average (1, 5, 15 min) is recorded before and after: numbers taken while other jobs ran
+are not comparable.
+
 Models (embedding 128, 4 blocks, context 256, batch 16, vocabulary 65 unless overridden):
 
 * ``xlstm`` (xLSTM[1:1], sLSTM at 1 and 3), ``mlstm`` (mLSTM only), ``slstm`` (sLSTM only), ``gpt``, ``lstm``:
   this course's models via ``xlstm_edu.models.build_model``;
+* ``large``: the xLSTM 7B architecture (``xlstm_edu.nn.XLSTMLarge``) at the same embedding, blocks and heads;
 * ``official-xlstm`` / ``official-mlstm``: ``xlstm.xLSTMLMModel`` (PyPI ``xlstm``, if installed) at the same
   configuration, sLSTM backend "vanilla" (its CUDA backend needs a GPU compiler). Its mLSTM layer always uses the
   package's own parallel stabilized backend (``xlstm.blocks.mlstm.backends.parallel_stabilized_simple``, plain
-  torch, runs on CPU); it has no chunkwise option in this layer.
+  torch, runs on CPU); it has no chunkwise option in this layer;
+* ``official-large``: ``xlstm.xlstm_large.model.xLSTMLarge`` at the configuration of ``large``, with its native
+  torch kernels (chunkwise ``chunkwise--native_autograd`` in mode "train", which needs a context length that
+  is a multiple of the chunk size).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -30,12 +42,30 @@ import time
 import torch
 import torch.nn.functional as F
 
-OURS = ("xlstm", "mlstm", "slstm", "gpt", "lstm")
-OFFICIAL = ("official-xlstm", "official-mlstm")
-OFFICIAL_BACKEND = "sLSTM: vanilla (pure torch); mLSTM: parallel_stabilized_simple (pure torch)"
+from xlstm_edu.bench.flops import train_flops_per_token
+
+OURS = ("xlstm", "mlstm", "slstm", "gpt", "lstm", "large")
+OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
+TWIN = {"official-xlstm": "xlstm", "official-mlstm": "mlstm", "official-large": "large"}  # same architecture
+OFFICIAL_BACKEND = {
+    "official-xlstm": "sLSTM: vanilla (pure torch); mLSTM: parallel_stabilized_simple (pure torch)",
+    "official-mlstm": "mLSTM: parallel_stabilized_simple (pure torch)",
+    "official-large": "mlstm_kernels chunkwise--native_autograd (pure torch), mode train",
+}
+
+
+def large_config(a):
+    from xlstm_edu.nn.large import XLSTMLargeConfig
+
+    return XLSTMLargeConfig(vocab_size=a.vocab_size, embedding_dim=a.embedding_dim, num_heads=a.num_heads,
+                            num_blocks=a.num_blocks, context_length=a.context_length, chunk_size=a.chunk_size)
 
 
 def build_ours(kind: str, a):
+    if kind == "large":
+        from xlstm_edu.nn.large import XLSTMLarge
+
+        return XLSTMLarge(large_config(a))
     from xlstm_edu.models import build_model
 
     overrides = dict(embedding_dim=a.embedding_dim, num_blocks=a.num_blocks)
@@ -47,7 +77,12 @@ def build_ours(kind: str, a):
 
 
 def build_official(kind: str, a):
-    """The official xLSTMLMModel with our block layout: sLSTM at the odd positions (xlstm) or none (mlstm)."""
+    """The official xLSTMLMModel with our block layout: sLSTM at the odd positions (xlstm) or none (mlstm); or
+    the official xLSTMLarge (official-large)."""
+    if kind == "official-large":
+        from xlstm_edu.nn.large import build_official as build_official_large
+
+        return build_official_large(large_config(a), mode="train")
     from xlstm import (FeedForwardConfig, mLSTMBlockConfig, mLSTMLayerConfig, sLSTMBlockConfig,
                        sLSTMLayerConfig, xLSTMLMModel, xLSTMLMModelConfig)
 
@@ -75,6 +110,8 @@ def make_step(model, a, seed: int = 0):
 
     def step():
         logits = model(x)
+        if isinstance(logits, tuple):  # the official xLSTMLarge returns (logits, state)
+            logits = logits[0]
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -98,28 +135,81 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--vocab-size", type=int, default=65)
     p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--peak-size", type=int, default=2048,
+                   help="matrix size n of the n×n float32 matmul that measures the peak FLOP/s (default 2048)")
     a = p.parse_args(argv)
     for name in ("repeats", "steps", "threads", "embedding_dim", "num_blocks", "num_heads", "context_length",
-                 "batch_size", "vocab_size", "chunk_size"):
+                 "batch_size", "vocab_size", "chunk_size", "peak_size"):
         if getattr(a, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(a, name)}")
     a.models = [m.strip() for m in a.models.split(",") if m.strip()]
     bad = [m for m in a.models if m not in OURS + OFFICIAL]
     if bad:
         p.error(f"unknown model(s) {bad}; choose from {list(OURS + OFFICIAL)}")
+    if not a.models:
+        p.error("--models: expected at least one model")
+    if "official-large" in a.models and a.context_length % a.chunk_size:
+        p.error(f"official-large runs the official chunkwise kernel in train mode, which needs the context length "
+                f"({a.context_length}) to be a multiple of the chunk size ({a.chunk_size})")
+    if a.json:
+        out_dir = os.path.dirname(os.path.abspath(a.json))
+        if os.path.isdir(a.json) or (os.path.exists(out_dir) and not os.access(out_dir, os.W_OK)):
+            p.error(f"--json {a.json}: cannot write there")
     return a
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """The machine's matrix-multiply peak in FLOP/s on the current number of torch threads: the best of
+    ``repeats`` float32 n×n products (2·n³ FLOPs each), after one warm-up."""
+    g = torch.Generator().manual_seed(0)
+    A, B = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+    C = torch.empty(n, n)
+    torch.mm(A, B, out=C)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(A, B, out=C)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def flops_config(name: str, model, a):
+    """The course config whose FLOPs formula counts ``name`` (an official model: its course twin's)."""
+    if name in OFFICIAL:
+        return build_ours(TWIN[name], a).cfg
+    return model.cfg
+
+
+def code_version() -> str | None:
+    """The git commit of the code (``-dirty`` if ``xlstm_edu/`` has uncommitted changes), or None."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "xlstm_edu"], cwd=root, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
+
+
 def main(argv=None):
-    a = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    a = parse(argv)
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    load_start = os.getloadavg()
     print(f"bench lm: torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"torch threads = {torch.get_num_threads()} (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}), "
-          f"{os.cpu_count()} CPUs visible")
+          f"{os.cpu_count()} CPUs visible; load average {' '.join(f'{x:.2f}' for x in load_start)}")
     print(f"config: embedding {a.embedding_dim}, {a.num_blocks} blocks, {a.num_heads} heads, context "
           f"{a.context_length}, batch {a.batch_size}, vocab {a.vocab_size}; {a.repeats} interleaved repeats x "
           f"{a.steps} steps (forward + backward + AdamW)")
+    peak = matmul_peak(a.peak_size)
+    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (best of 5 float32 {a.peak_size}x{a.peak_size} products, "
+          f"{torch.get_num_threads()} thread(s))")
 
     models, steps, skipped = {}, {}, {}
     for name in a.models:
@@ -143,21 +233,29 @@ def main(argv=None):
             for _ in range(a.steps):
                 steps[name]()
             rates[name].append(tokens / (time.perf_counter() - t0))
-            cpu_rates[name].append(tokens / (time.process_time() - c0))
+            cpu_rates[name].append(tokens / max(time.process_time() - c0, 1e-9))
+    load_end = os.getloadavg()
 
     med = {name: statistics.median(v) for name, v in rates.items()}
     cpu_med = {name: statistics.median(v) for name, v in cpu_rates.items()}
+    meta = dict(command="python -m xlstm_edu.bench lm " + " ".join(argv), commit=code_version(),
+                torch=torch.__version__, loadavg_start=[round(x, 2) for x in load_start],
+                loadavg_end=[round(x, 2) for x in load_end], matmul_peak_flops=round(peak),
+                peak_matmul_size=a.peak_size)
     rows = []
     for name, model in models.items():
         params = sum(p.numel() for p in model.parameters())
+        flops = train_flops_per_token(flops_config(name, model, a), a.context_length)
         row = dict(model=name, params=params, train_tokens_per_s=round(med[name], 1),
                    tokens_per_s_all=[round(x, 1) for x in rates[name]],
                    train_tokens_per_cpu_s=round(cpu_med[name], 1), threads=torch.get_num_threads(),
-                   embedding_dim=a.embedding_dim, num_blocks=a.num_blocks, context_length=a.context_length,
-                   batch_size=a.batch_size, vocab_size=a.vocab_size)
+                   train_flops_per_token=flops, achieved_flops=round(flops * med[name]),
+                   mfu=round(flops * med[name] / peak, 4), embedding_dim=a.embedding_dim, num_blocks=a.num_blocks,
+                   num_heads=a.num_heads, context_length=a.context_length, batch_size=a.batch_size,
+                   vocab_size=a.vocab_size, chunk_size=a.chunk_size, **meta)
         if name in OFFICIAL:
-            row["backend"] = OFFICIAL_BACKEND
-        off = {"xlstm": "official-xlstm", "mlstm": "official-mlstm"}.get(name)
+            row["backend"] = OFFICIAL_BACKEND[name]
+        off = {"xlstm": "official-xlstm", "mlstm": "official-mlstm", "large": "official-large"}.get(name)
         if off in med:
             row["vs_official"] = round(med[name] / med[off], 3)
             row["vs_official_cpu"] = round(cpu_med[name] / cpu_med[off], 3)
@@ -167,20 +265,28 @@ def main(argv=None):
         rows.append(row)
 
     print("\ntokens/s = wall clock; tokens/CPU-s = per second of this process's CPU time (less sensitive to other "
-          "processes on a shared machine). Ratios: wall (CPU).")
+          "processes on a shared machine). Ratios: wall (CPU). FLOP/token: training (3 x forward matmul FLOPs, "
+          "xlstm_edu.bench.flops); MFU: achieved FLOP/s (wall) / matmul peak.")
     print(f"{'model':16s} {'params':>10s} {'tokens/s':>10s} {'tokens/CPU-s':>13s} {'vs official':>15s} "
-          f"{'vs gpt':>13s}   all repeats (wall)")
+          f"{'vs gpt':>13s} {'FLOP/token':>11s} {'MFU':>6s}   all repeats (wall)")
     for row in rows:
         vo = f"{row['vs_official']:.2f}x ({row['vs_official_cpu']:.2f}x)" if "vs_official" in row else ""
         vg = f"{row['vs_gpt']:.2f}x ({row['vs_gpt_cpu']:.2f}x)" if "vs_gpt" in row else ""
         allr = " ".join(f"{x:.0f}" for x in row["tokens_per_s_all"])
         print(f"{row['model']:16s} {row['params']:>10,} {row['train_tokens_per_s']:>10,.0f} "
-              f"{row['train_tokens_per_cpu_s']:>13,.0f} {vo:>15s} {vg:>13s}   {allr}")
-    if any(n in models for n in OFFICIAL):
-        print(f"\nofficial backend: {OFFICIAL_BACKEND}")
+              f"{row['train_tokens_per_cpu_s']:>13,.0f} {vo:>15s} {vg:>13s} "
+              f"{row['train_flops_per_token'] / 1e6:>9.2f} M {100 * row['mfu']:>5.1f}%   {allr}")
+    for name in models:
+        if name in OFFICIAL:
+            print(f"{name} backend: {OFFICIAL_BACKEND[name]}")
+    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.2f}' for x in load_start)} at the start, "
+          f"{' '.join(f'{x:.2f}' for x in load_end)} at the end"
+          + ("  -- other jobs were running: the numbers are not reliable" if max(load_end[0], load_start[0])
+             > max(1.0, a.threads) + 0.5 else ""))
 
     targets = [("xlstm", "official-xlstm", 2.0, "our xLSTM[1:1] >= 2x official"),
-               ("mlstm", "official-mlstm", 2.5, "our mLSTM-only >= 2.5x official mLSTM-only")]
+               ("mlstm", "official-mlstm", 2.5, "our mLSTM-only >= 2.5x official mLSTM-only"),
+               ("large", "official-large", 1.0, "our 7B-style model >= 1x official xLSTMLarge")]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     for ours, ref, want, text in targets:
         if ours in med and ref in med:

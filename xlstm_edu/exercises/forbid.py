@@ -32,9 +32,9 @@ MESSAGE = "{name} is off limits in this exercise: write it yourself"
 FORBIDDEN_PREFIXES = ("xlstm_edu.np", "xlstm_edu.nn", "mlstm_kernels", "xlstm")
 # helpers a learner may use: not an implementation of a cell
 ALLOWED_MODULES = ("xlstm_edu.np.gradcheck", "xlstm_edu.np._mlstm_checks", "xlstm_edu.nn._checks",
-                   "xlstm_edu.np._validate", "xlstm_edu.nn._validate")
+                   "xlstm_edu.np._validate", "xlstm_edu.nn._validate", "xlstm_edu.np._checks")
 ALLOWED_FUNCTIONS = {("xlstm_edu.np.gating", "sigmoid"), ("xlstm_edu.np.gating", "log_sigmoid"),
-                     ("xlstm_edu.np.gating", "log_forget_gate")}
+                     ("xlstm_edu.np.gating", "log_forget_gate"), ("xlstm_edu.nn.gating", "log_forget_gate")}
 _TORCH_BUILTINS = ("lstm", "lstm_cell")  # torch.lstm, torch.lstm_cell and the same on torch._VF
 
 
@@ -55,7 +55,8 @@ def _public_name(fn) -> str:
     name = getattr(fn, "__qualname__", getattr(fn, "__name__", "?"))
     for public in ("xlstm_edu.np", "xlstm_edu.nn"):
         pkg = sys.modules.get(public)
-        if mod.startswith(public + ".") and pkg is not None and getattr(pkg, name, None) is fn:
+        # the package namespace itself, not getattr: a module-level __getattr__ could be a patched stub
+        if mod.startswith(public + ".") and pkg is not None and vars(pkg).get(name) is fn:
             return f"{public}.{name}"
     return f"{mod}.{name}" if mod else name
 

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xlstm_edu.nn._checks import log_forget_gate
+from xlstm_edu.nn.gating import log_forget_gate
 from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_step
 from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
 

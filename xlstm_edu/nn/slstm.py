@@ -17,6 +17,10 @@ state (h, c, n, m), each (..., H).
   the sLSTM, App. A.2). ``tests/test_nn_cells.py`` checks the result against ``slstm_step`` looped under
   autograd, the numpy core, and the official vanilla sLSTM cell.
 
+Inputs follow the same rules as the numpy engine (``xlstm_edu._validate``: shapes, finite values, a state the
+recurrence can produce). The cell computes in at least float32 and returns h in the inputs' dtype, so float16/bfloat16
+inputs get float32 gate arithmetic; the state is carried and returned in the compute dtype.
+
 From a zero state (state=None, or n = 0) the first step sets m_1 = ĩ_1, as the official cell and the numpy core do.
 A given initial m_0 is differentiated (it scales the incoming memory, entering through f'_1), later m_t are not.
 """
@@ -28,41 +32,35 @@ import math
 import torch
 import torch.nn.functional as F
 
-from xlstm_edu.nn._checks import check_choice, check_same, check_shape, check_tensor, log_forget_gate
+from xlstm_edu._validate import cell_dims, check_cell_state
+from xlstm_edu.nn._checks import check_forget_gate, check_state_tuple, check_tensors, check_values, dtypes
+from xlstm_edu.nn.gating import log_forget_gate
 
 __all__ = ["slstm_step", "slstm_recurrent", "slstm_zero_state"]
 
-_FORGET_GATES = ("sigmoid", "exp")
+STATE_NAMES = ("h", "c", "n", "m")
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def _check_args(wx, R, b, state, forget_gate, *, step: bool):
-    layout = "(..., 4, H)" if step else "(..., S, 4, H)"
+def _prepare(wx, R, b, state, forget_gate, *, step: bool):
+    """The rules of ``xlstm_edu._validate`` (as in the numpy engine), then a cast to the compute dtype (at least
+    float32). Returns (wx, R, b, state or None, lead, H, NH, DH, out_dtype)."""
     name = "wx_t" if step else "wx"
-    check_tensor(wx, name, 2 if step else 3, layout)
-    if wx.shape[-2] != 4:
-        raise ValueError(f"{name}: expected shape {layout} with the 4 gates (i, f, z, o) on axis -2, "
-                         f"got shape {tuple(wx.shape)}")
-    if not step and wx.shape[-3] < 1:
-        raise ValueError(f"{name}: expected shape {layout} with S >= 1, got shape {tuple(wx.shape)}")
-    H = wx.shape[-1]
-    check_tensor(R, "R", 4, "(4, NH, DH, DH)")
-    NH, DH = R.shape[1], R.shape[2]
-    if R.shape[0] != 4 or R.shape[3] != DH or NH * DH != H:
-        raise ValueError(f"R: expected shape (4, NH, DH, DH) with NH·DH = H = {H}, got shape {tuple(R.shape)}")
-    check_tensor(b, "b", 2, "(4, H)")
-    check_shape(b, "b", (4, H), "(4, H)")
-    check_same({name: wx, "R": R, "b": b})
-    check_choice(forget_gate, "forget_gate", _FORGET_GATES)
-    lead = wx.shape[:-2] if step else wx.shape[:-3]
+    named = {name: wx, "R": R, "b": b}
+    check_tensors(named)
+    check_forget_gate(forget_gate)
+    lead, _, H, NH, DH = cell_dims(wx, R, b, heads=True, step=step)
     if state is not None:
-        if not (isinstance(state, (tuple, list)) and len(state) == 4):
-            raise ValueError(f"state: expected a tuple (h, c, n, m) of 4 tensors or None, got {type(state).__name__}")
-        for nm, s in zip("hcnm", state):
-            check_tensor(s, f"state {nm}", 1, "(..., H)")
-            check_shape(s, f"state {nm}", (*lead, H), "(..., H) with the leading dims of wx")
-            check_same({name: wx, f"state {nm}": s})
-    return lead, H, NH, DH
+        state = check_state_tuple(state, STATE_NAMES)
+        named.update({f"state {nm}": s for nm, s in zip(STATE_NAMES, state)})
+        check_tensors(named)
+        check_cell_state(state, STATE_NAMES, lead, H)
+    check_values(named, slstm_state=None if state is None else (state[1], state[2]))
+    out, cd = dtypes((wx, R, b))  # the state is carried in the compute dtype, whatever it came in
+    wx, R, b = wx.to(cd), R.to(cd), b.to(cd)
+    if state is not None:
+        state = tuple(s.to(cd) for s in state)
+    return wx, R, b, state, lead, H, NH, DH, out
 
 
 def slstm_zero_state(batch_shape, hidden_size: int, *, dtype=torch.float32, device=None):
@@ -81,7 +79,7 @@ def _empty_memory_m(n, m):
 # ----------------------------------------------------------------------------------------------------------------
 def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
     """One sLSTM step (eq. 8-17). wx_t (..., 4, H); returns (h_t, (h_t, c_t, n_t, m_t)). O(1) per token."""
-    lead, H, NH, DH = _check_args(wx_t, R, b, state, forget_gate, step=True)
+    wx_t, R, b, state, lead, H, NH, DH, out = _prepare(wx_t, R, b, state, forget_gate, step=True)
     if state is None:
         state = slstm_zero_state(lead, H, dtype=wx_t.dtype, device=wx_t.device)
     h, c, n, m = state
@@ -91,14 +89,14 @@ def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
     rec = (hh @ R).reshape(*lead, 4, H)  # (..., 4, NH, 1, DH) -> (..., 4, H)
     pre = wx_t + rec + b  # W x_t + R h_{t-1} + b
     i_pre, f_pre, z_pre, o_pre = pre.unbind(-2)
-    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 11
+    log_f = log_forget_gate(f_pre, forget_gate)  # eq. 13 in log space
     m_new = torch.maximum(log_f + m, i_pre).detach()  # eq. 15 (no gradient through m: App. A.2)
     i_s = torch.exp(i_pre - m_new)  # i' (eq. 16)
     f_s = torch.exp(log_f + m - m_new)  # f' (eq. 17)
     c = f_s * c + i_s * torch.tanh(z_pre)  # eq. 8, z = tanh(z̃) (eq. 11)
     n = f_s * n + i_s  # eq. 9
-    h = torch.sigmoid(o_pre) * c / n  # eq. 10: h = o · c/n
-    return h, (h, c, n, m_new)
+    h = torch.sigmoid(o_pre) * c / n  # eq. 10: h = o · c/n, o = σ(õ) (eq. 14)
+    return h.to(out), (h, c, n, m_new)  # the state stays in the compute dtype
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -109,7 +107,7 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
     continues the sequence exactly. Differentiable (hand-written backward through time inside an autograd
     Function) with respect to wx, R, b and the initial h, c, n.
     """
-    lead, H, NH, DH = _check_args(wx, R, b, state, forget_gate, step=False)
+    wx, R, b, state, lead, H, NH, DH, out = _prepare(wx, R, b, state, forget_gate, step=False)
     S = wx.shape[-3]
     N = math.prod(lead)
     if state is None:
@@ -122,7 +120,8 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
     hs, c, n, m = _SLSTMScan.apply(x.contiguous(), Rf, h0, c0, n0, m0, forget_gate == "sigmoid")
     h_out = hs.permute(2, 0, 1, 3).reshape(*lead, S, H)  # (S, NH, N, DH) -> (..., S, H)
     back = lambda t: t.transpose(0, 1).reshape(*lead, H)  # noqa: E731
-    return h_out, (h_out[..., -1, :], back(c), back(n), back(m))
+    # h in the inputs' dtype; the state in the compute dtype (a memory carried on is not rounded to half)
+    return h_out.to(out), (h_out[..., -1, :], back(c), back(n), back(m))
 
 
 def _scan_forward(x, Rf, h, c, n, m, sigmoid_forget: bool):
@@ -134,14 +133,14 @@ def _scan_forward(x, Rf, h, c, n, m, sigmoid_forget: bool):
     for t in range(S):
         pre = torch.baddbmm(x[t], h, Rf, out=pres[t])  # W x_t + b + R h_{t-1}, all gates in one matmul
         i_p, f_p, z_p, o_p = pre.view(NH, N, 4, DH).unbind(2)
-        log_f = F.logsigmoid(f_p) if sigmoid_forget else f_p  # eq. 11
+        log_f = F.logsigmoid(f_p) if sigmoid_forget else f_p  # eq. 13 in log space
         lfm = log_f + m
         m = torch.maximum(lfm, i_p)  # eq. 15
         i_s = torch.exp(i_p - m)  # eq. 16
         f_s = torch.exp(lfm - m)  # eq. 17
         c = torch.addcmul(f_s * c, i_s, torch.tanh(z_p))  # eq. 8
         n = torch.addcmul(i_s, f_s, n)  # eq. 9
-        h = torch.sigmoid(o_p) * c / n  # eq. 10
+        h = torch.sigmoid(o_p) * c / n  # eq. 10, eq. 14
         hs.append(h)
         cs.append(c)
         ns.append(n)

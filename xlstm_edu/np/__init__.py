@@ -13,3 +13,16 @@ from xlstm_edu.np.mlstm_recurrent import (  # noqa: F401
 )
 from xlstm_edu.np.mlstm_parallel import mlstm_parallel, mlstm_parallel_backward, mlstm_parallel_parts  # noqa: F401
 from xlstm_edu.np.mlstm_chunkwise import mlstm_chunkwise  # noqa: F401
+from xlstm_edu.np.linear_rnn import (  # noqa: F401
+    deltanet_parallel,
+    deltanet_recurrent,
+    deltanet_step,
+    deltanet_transition,
+    gated_deltanet_recurrent,
+    gated_parallel,
+    gated_recurrent,
+    linear_attention_parallel,
+    linear_attention_recurrent,
+    retnet_parallel,
+    retnet_recurrent,
+)

@@ -39,15 +39,3 @@ def relative_error(a, b) -> float:
     if a.size == 0:
         return 0.0
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-8)))
-
-
-def gradient_check(f, inputs: dict, analytic: dict, h: float = 1e-6) -> dict:
-    """Compare analytic gradients with numerical ones for every named input; returns {name: relative error}.
-
-    ``f()`` computes the scalar loss from the arrays in ``inputs`` (which are perturbed in place);
-    ``analytic[name]`` is the hand-written gradient of the loss with respect to ``inputs[name]``.
-    """
-    missing = set(inputs) - set(analytic)
-    if missing:
-        raise ValueError(f"analytic: expected gradients for {sorted(inputs)}, missing {sorted(missing)}")
-    return {name: relative_error(analytic[name], numerical_gradient(f, x, h)) for name, x in inputs.items()}

@@ -26,62 +26,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlstm_edu._validate import as_float_array, check_ndim, check_shape, result_dtype
+from xlstm_edu._validate import as_float_array, check_shape
+from xlstm_edu.np._checks import check_cell_grad_state, check_cell_inputs
 from xlstm_edu.np.gating import sigmoid
 
 __all__ = ["lstm_step", "lstm_recurrent", "lstm_recurrent_backward"]
 
-WX_LAYOUT = "(..., S, 4, H)"
-WX_STEP_LAYOUT = "(..., 4, H)"
-
-
-# ----------------------------------------------------------------------------------------------- validation
-def _check_wx(wx, *, step: bool = False) -> np.ndarray:
-    """wx must be a finite float array (..., S, 4, H) with S >= 1 and H >= 1 (or (..., 4, H) for one step)."""
-    layout = WX_STEP_LAYOUT if step else WX_LAYOUT
-    name = "wx_t" if step else "wx"
-    wx = as_float_array(wx, name)
-    check_ndim(wx, name, 2 if step else 3, layout)
-    if wx.shape[-2] != 4:
-        raise ValueError(f"{name}: expected shape {layout} with 4 gates (i, f, z, o) on axis -2, "
-                         f"got shape {tuple(wx.shape)}")
-    if wx.shape[-1] < 1:
-        raise ValueError(f"{name}: expected shape {layout} with H >= 1, got shape {tuple(wx.shape)}")
-    if not step and wx.shape[-3] < 1:
-        raise ValueError(f"{name}: expected shape {layout} with at least one time step S >= 1, "
-                         f"got shape {tuple(wx.shape)}")
-    return wx
-
-
-def _check_state(state, names: tuple, lead: tuple, H: int, arg: str = "state") -> list:
-    """``arg`` must be a tuple of len(names) finite arrays, each of shape lead + (H,)."""
-    n = len(names)
-    what = "(" + ", ".join(names) + ")"
-    if not isinstance(state, (tuple, list)) or len(state) != n:
-        got = f"{type(state).__name__} of length {len(state)}" if isinstance(state, (tuple, list)) \
-            else type(state).__name__
-        raise ValueError(f"{arg}: expected a tuple {what} of {n} arrays, got {got}")
-    out = []
-    for name, s in zip(names, state):
-        a = as_float_array(s, f"{arg} {name}")
-        check_shape(a, f"{arg} {name}", lead + (H,), "(..., H) with the leading dims of wx")
-        out.append(a)
-    return out
-
 
 def _check_lstm_args(wx, R, b, state, *, step: bool = False):
-    wx = _check_wx(wx, step=step)
-    H = wx.shape[-1]
-    lead = wx.shape[:-2] if step else wx.shape[:-3]
-    R = as_float_array(R, "R")
-    check_shape(R, "R", (4, H, H), "(4, H, H)")
-    b = as_float_array(b, "b")
-    check_shape(b, "b", (4, H), "(4, H)")
-    states = None if state is None else _check_state(state, ("h", "c"), lead, H)
-    dtype = result_dtype(wx, R, b, *(states or []))
-    cast = lambda a: a.astype(dtype, copy=False)  # noqa: E731
-    states = (np.zeros(lead + (H,), dtype),) * 2 if states is None else tuple(cast(s) for s in states)
-    return cast(wx), cast(R), cast(b), states, dtype
+    """The shared rules (``xlstm_edu._validate.cell_dims``): arrays in the compute dtype, and the results' dtype."""
+    return check_cell_inputs(wx, R, b, state, heads=False, state_names=("h", "c"), step=step)
 
 
 # ----------------------------------------------------------------------------------------------- forward
@@ -110,9 +64,9 @@ def lstm_step(wx_t, R, b, state=None):
     wx_t (..., 4, H) the input contributions of the four gates (i, f, z, o) at this step; R (4, H, H); b (4, H);
     state (h_prev, c_prev), each (..., H), zeros if None. Returns ``(h_t, (h_t, c_t))``.
     """
-    wx_t, R, b, (h_prev, c_prev), _ = _check_lstm_args(wx_t, R, b, state, step=True)
+    wx_t, R, b, (h_prev, c_prev), out = _check_lstm_args(wx_t, R, b, state, step=True)
     h, c, _ = _cell(wx_t, _recurrent_matrix(R), b, h_prev, c_prev)
-    return h, (h, c)
+    return h.astype(out, copy=False), (h, c)  # the state stays in the compute dtype
 
 
 def _forward(wx, R, b, h, c, keep: bool):
@@ -138,9 +92,9 @@ def lstm_recurrent(wx, R, b, state=None):
     Returns ``(h, (h_last, c_last))`` with h (..., S, H), in the common dtype of the inputs. Passing
     ``(h_last, c_last)`` as the state of the next call continues the sequence exactly.
     """
-    wx, R, b, (h, c), _ = _check_lstm_args(wx, R, b, state)
-    hs, last, _ = _forward(wx, R, b, h, c, keep=False)
-    return hs, last
+    wx, R, b, (h, c), out = _check_lstm_args(wx, R, b, state)
+    hs, (h, c), _ = _forward(wx, R, b, h, c, keep=False)
+    return hs.astype(out, copy=False), (h, c)  # the state stays in the compute dtype
 
 
 # ----------------------------------------------------------------------------------------------- backward
@@ -160,7 +114,8 @@ def lstm_recurrent_backward(dh, wx, R, b, state=None, d_last_state=None):
         dĩ = di i(1-i);  df̃ = df f(1-f);  dz̃ = dz (1-z²);  dõ = do o(1-o)          (eq. 4-7)
         dR[g] += h_{t-1}ᵀ dg̃;   db[g] += dg̃;   dh_{t-1} = Σ_g dg̃ R[g]ᵀ
     """
-    wx, R, b, (h0, c0), dtype = _check_lstm_args(wx, R, b, state)
+    wx, R, b, (h0, c0), out = _check_lstm_args(wx, R, b, state)
+    dtype = wx.dtype  # the compute dtype
     lead, S, H = wx.shape[:-3], wx.shape[-3], wx.shape[-1]
     dh = as_float_array(dh, "dh")
     check_shape(dh, "dh", lead + (S, H), "(..., S, H), the shape of h")
@@ -168,8 +123,7 @@ def lstm_recurrent_backward(dh, wx, R, b, state=None, d_last_state=None):
     if d_last_state is None:
         dh_next, dc = np.zeros(lead + (H,), dtype), np.zeros(lead + (H,), dtype)
     else:
-        dh_next, dc = _check_state(d_last_state, ("dh_last", "dc_last"), lead, H, arg="d_last_state")
-        dh_next, dc = dh_next.astype(dtype), dc.astype(dtype)
+        dh_next, dc = check_cell_grad_state(d_last_state, ("dh_last", "dc_last"), lead, H, dtype)
 
     _, _, cache = _forward(wx, R, b, h0, c0, keep=True)
     R_back = R.transpose(0, 2, 1).reshape(4 * H, H)  # dpre (..., 4H) @ R_back = Σ_g dpre_g @ R[g]ᵀ
@@ -198,4 +152,4 @@ def lstm_recurrent_backward(dh, wx, R, b, state=None, d_last_state=None):
     }
     if state is not None:
         grads["h0"], grads["c0"] = dh_next, dc
-    return grads
+    return {k: g.astype(out, copy=False) for k, g in grads.items()}

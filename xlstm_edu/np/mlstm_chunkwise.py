@@ -1,5 +1,5 @@
-"""mLSTM, chunkwise form: recurrent between chunks, parallel inside them (SPEC.md §2; the official
-``mlstm_kernels`` chunkwise/native kernel and "Tiled Flash Linear Attention", Beck et al. 2025).
+"""mLSTM, chunkwise form: recurrent between chunks, parallel inside them (the official ``mlstm_kernels``
+chunkwise/native kernel; "Tiled Flash Linear Attention", Beck et al. 2025).
 
 Split time into chunks of L steps. Inside chunk k, with the state (C, n, m) from the end of chunk k-1 and the
 within-chunk cumulative log forget gates b_t = Σ_{r in chunk, r≤t} log f_r, step t sees
@@ -30,8 +30,8 @@ import math
 import numpy as np
 
 from xlstm_edu._validate import check_positive_int
-from xlstm_edu.np._mlstm_checks import check_mlstm_inputs
-from xlstm_edu.np.gating import log_forget_gate
+from xlstm_edu.np._checks import check_mlstm_inputs
+from xlstm_edu.np.gating import log_forget_gate, normalizer_bound
 
 
 def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size=64, state=None, eps=1e-6, forget_gate="sigmoid"):
@@ -106,13 +106,11 @@ def mlstm_chunkwise(q, k, v, i_pre, f_pre, chunk_size=64, state=None, eps=1e-6, 
     num = np.matmul(Qi, C_start)  # old state's part of q̂ᵀC_t
     num += np.matmul(Sc, V)  # the chunk's own part
     qn = np.matmul(Qi, n_start[..., None])[..., 0] + Sc.sum(axis=-1)  # q̂ᵀn_t
-    with np.errstate(over="ignore"):  # m_t < -88 in float32: exp(-m_t) = inf, h_t = 0 (its true size underflows)
-        bound = np.exp(-(b + nu)).astype(dt)  # exp(-m_t)
+    bound = normalizer_bound(b + nu, dt)  # exp(-m_t), clamped before it overflows
     den = np.maximum(np.abs(qn), bound) + dt.type(x.eps)  # eq. 21
     num /= den[..., None]
     h = num.reshape(BH, NC * L, DV)[:, :S].reshape(lead + (S, DV))
 
     o = x.out_dtype
-    return h.astype(o, copy=False), (C.reshape(lead + (DK, DV)).astype(o, copy=False),
-                                     n.reshape(lead + (DK,)).astype(o, copy=False),
-                                     m.reshape(lead).astype(o))
+    # the state in the compute dtype (float32 for float16 inputs: a memory carried on is not rounded to half)
+    return h.astype(o, copy=False), (C.reshape(lead + (DK, DV)), n.reshape(lead + (DK,)), m.reshape(lead).astype(dt))

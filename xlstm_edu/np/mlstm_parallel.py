@@ -1,23 +1,26 @@
-"""mLSTM, parallel form: all time steps at once, like attention with a gate matrix (paper App. A.3, eq. 71-86).
+"""mLSTM, parallel form: all time steps at once, like attention with a gate matrix (paper App. A.3).
 
-With the log forget gates summed up, b_t = Σ_{s≤t} log f_s, the weight of step s in the state at step t is
+With the log forget gates summed up, b_t = Σ_{s≤t} log f_s, the forget gate matrix of App. A.3 is
+log F_ts = b_t - b_s for s ≤ t (-∞ above the diagonal), and the weight of step s in the state at step t is
 
-    log D_ts = b_t - b_s + ĩ_s    for s ≤ t,   -∞ above the diagonal      (log of D = F ⊙ exp(Ĩ), eq. 72-74)
-    m_t      = max_s log D_ts                                             (row-wise maximum, eq. 75)
-    D'_ts    = exp(log D_ts - m_t)                                        (stabilized gate matrix, eq. 75)
-    S̃       = (Q Kᵀ / √DK) ⊙ D'                                          (App. A.3)
-    n_t      = max(|Σ_s S̃_ts|, exp(-m_t))                                 (normalizer, App. A.3)
-    H        = (S̃ / (n + eps)) V                                          (App. A.3)
+    D        = F ⊙ exp(Ĩ):  log D_ts = b_t - b_s + ĩ_s    for s ≤ t, -∞ above     (eq. 73, 74)
+    m_t      = max_s log D_ts                                                     (the row maximum of eq. 75)
+    D'_ts    = exp(log D_ts - m_t)                                                (stabilized gate matrix, eq. 75)
+    S̃        = (Q Kᵀ / √DK) ⊙ D'                                                  (App. A.3)
+    n_t      = max(|Σ_s S̃_ts|, exp(-m_t))                                         (normalizer, App. A.3)
+    H        = (S̃ / (n + eps)) V                                                  (App. A.3)
 
 Row t of this is step t of the recurrent form written out: q̂_tᵀ C_t = Σ_s D_ts (q̂_t·k_s) v_s. It costs
 O(S²) time and memory. Its m_t is the row maximum, which is what the recurrent m_t would be with m_0 = -∞
 (the recurrent form starts at m_0 = 0: m_t^rec = max(m_t, b_t)). Because eps is added in stabilized space,
-that difference shows up as a relative change of order eps·exp(m) in h (SPEC.md §2); with eps = 0 the two forms
-agree to round-off.
+its effective size is eps·exp(m_t), so that difference shows up as a relative change of order eps·exp(m) in h
+(about 1e-7 in float64 for ordinary gates); with eps = 0 the two forms agree to round-off.
 
 Numerics: the gate vectors (log f, b, m: O(S) numbers) are kept in float64, and log D_ts - m_t is formed as
 (ĩ_s - b_s) - max_{r≤t}(ĩ_r - b_r), one float64 subtraction per entry. In float32, b_t - b_s of two large
 cumulative sums would lose digits (b reaches -10⁶ over long sequences with strongly closed forget gates).
+The bound exp(-m_t) is clamped before it overflows (``gating.normalizer_bound``), so that gates closed for a
+long time give finite gradients, not 0·inf = NaN.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ import math
 
 import numpy as np
 
-from xlstm_edu.np._mlstm_checks import check_dh, check_mlstm_inputs
-from xlstm_edu.np.gating import log_forget_gate, sigmoid
+from xlstm_edu.np._checks import check_dh, check_mlstm_inputs
+from xlstm_edu.np.gating import log_forget_gate, max_exponent, normalizer_bound, sigmoid
 
 
 def _gate_vectors(i_pre, f_pre, forget_gate):
     """float64 gate vectors (..., S): log f, b = cumsum(log f), x_s = ĩ_s - b_s, c_t = max_{s≤t} x_s, m = b + c."""
     log_f = log_forget_gate(f_pre, forget_gate)  # eq. 26
-    b = np.cumsum(log_f, axis=-1)  # b_t = Σ_{s≤t} log f_s  (log F_ts = b_t - b_s, eq. 72)
+    b = np.cumsum(log_f, axis=-1)  # b_t = Σ_{s≤t} log f_s  (log F_ts = b_t - b_s, App. A.3)
     x = i_pre - b  # log D_ts = b_t + x_s  (eq. 74)
     c = np.maximum.accumulate(x, axis=-1)  # max_{s≤t} x_s
     m = b + c  # m_t = max_s log D_ts  (eq. 75)
@@ -58,8 +61,7 @@ def mlstm_parallel_parts(q, k, v, i_pre, f_pre, eps=1e-6, forget_gate="sigmoid")
         D_prime = np.where(causal, np.exp(np.minimum(xs[..., None, :] - c[..., :, None], 0.0)), 0.0)  # eq. 75
     qk = np.matmul(x.q, np.swapaxes(x.k, -1, -2)) / math.sqrt(DK)  # Q Kᵀ/√DK
     S_tilde = qk * D_prime.astype(x.dtype)  # S̃ = (Q Kᵀ/√DK) ⊙ D'
-    with np.errstate(over="ignore"):
-        n = np.maximum(np.abs(S_tilde.sum(axis=-1)), np.exp(-m).astype(x.dtype))  # normalizer
+    n = np.maximum(np.abs(S_tilde.sum(axis=-1)), normalizer_bound(m, x.dtype))  # normalizer
     C_norm = S_tilde / (n[..., None] + x.dtype.type(x.eps))
     h = np.matmul(C_norm, x.v)
     o = x.out_dtype
@@ -91,8 +93,7 @@ def mlstm_parallel(q, k, v, i_pre, f_pre, eps=1e-6, forget_gate="sigmoid"):
     St *= D
     del D
     # n_t = max(|Σ_s S̃_ts|, exp(-m_t)), then H = (S̃/(n + eps)) V
-    with np.errstate(over="ignore"):  # m_t < -88 in float32: exp(-m_t) = inf, h_t = 0 (its true size underflows)
-        n = np.maximum(np.abs(St.sum(axis=-1)), np.exp(-m).astype(dt))
+    n = np.maximum(np.abs(St.sum(axis=-1)), normalizer_bound(m, dt))  # exp(-m_t), clamped before it overflows
     St /= (n + dt.type(x.eps))[..., None]
     h = np.matmul(St, x.v)
     return h.astype(x.out_dtype, copy=False)
@@ -119,7 +120,9 @@ def mlstm_parallel_backward(dh, q, k, v, i_pre, f_pre, eps=1e-6, forget_gate="si
     qk = np.matmul(x.q, np.swapaxes(x.k, -1, -2)) * dt.type(scale)
     St = qk * Dp
     r = St.sum(axis=-1)  # (..., S)
-    bound = np.exp(-m)  # float64
+    # exp(-m), clamped as in the forward pass (float64 here); where clamped, it no longer depends on m
+    clamped = -m > max_exponent(dt)
+    bound = np.exp(np.where(clamped, max_exponent(dt), -m))
     den = np.maximum(np.abs(r), bound) + x.eps  # float64 (..., S)
     P = St / den[..., None].astype(dt)  # the normalized matrix
     # ---- H = P V
@@ -131,7 +134,7 @@ def mlstm_parallel_backward(dh, q, k, v, i_pre, f_pre, eps=1e-6, forget_gate="si
     # den = max(|r|, exp(-m)) + eps: the gradient goes to the larger argument (half each on a tie)
     w_r = np.where(np.abs(r) > bound, 1.0, np.where(np.abs(r) == bound, 0.5, 0.0))
     dr = dden * w_r * np.sign(r)
-    dm = -dden * (1.0 - w_r) * bound  # d exp(-m)/dm = -exp(-m)
+    dm = np.where(clamped, 0.0, -dden * (1.0 - w_r) * bound)  # d exp(-m)/dm = -exp(-m)
     dSt += dr[..., None].astype(dt)  # r_t = Σ_s S̃_ts
     # ---- S̃ = qk ⊙ D'
     dqk = dSt * Dp

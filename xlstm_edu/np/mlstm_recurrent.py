@@ -1,7 +1,7 @@
 """mLSTM, recurrent form: one time step after the other (paper eq. 19-27, stabilized with eq. 15-17).
 
-The cell keeps a matrix memory C and a normalizer n per head. In the official convention (``mlstm_kernels``,
-SPEC.md §2) C is stored as Σ_s w_s k_s v_sᵀ with shape (DK, DV) and *unscaled* keys; the scale 1/√DK goes on
+The cell keeps a matrix memory C and a normalizer n per head. In the official convention (``mlstm_kernels``)
+C is stored as Σ_s w_s k_s v_sᵀ with shape (DK, DV) and *unscaled* keys; the scale 1/√DK goes on
 the query, q̂ = q/√DK (the paper scales k, eq. 23; C q and nᵀq come out the same). One step, stabilized:
 
     i_t = exp(ĩ_t),  log f_t = logσ(f̃_t)   (log f_t = f̃_t for the exponential forget gate)  eq. 25, 26
@@ -15,7 +15,8 @@ The stabilized states are the unstabilized ones times exp(-m_t), so the bound 1 
 max(|nᵀq|, 1) becomes exp(-m_t) here. m_0 = 0 for a fresh (all-zero) state, as in the official code.
 
 Because eps is added *after* the max in stabilized space, the output depends on m only through eps·exp(m_t):
-with eps = 0 the choice of m is invisible, with eps > 0 it is visible when m is large (SPEC.md §2).
+with eps = 0 the choice of m is invisible, with eps > 0 it is visible when m is large (the effective eps is
+eps·exp(m_t): dropping eps changes h by up to 1e-4 .. 0.5 when large input gates have made m large).
 
 ``mlstm_recurrent_unstabilized`` is the same recurrence with the raw gates exp(ĩ), f: it overflows to inf/NaN
 as soon as exp(ĩ) exceeds the largest float (ĩ > 88.7 in float32, > 709.8 in float64) — the reason for eq. 15-17.
@@ -28,8 +29,8 @@ import math
 import numpy as np
 
 from xlstm_edu._validate import check_positive_int
-from xlstm_edu.np._mlstm_checks import check_dh, check_mlstm_inputs, check_state
-from xlstm_edu.np.gating import log_forget_gate, sigmoid, unstabilized_gates
+from xlstm_edu.np._checks import check_dh, check_mlstm_inputs, check_state
+from xlstm_edu.np.gating import log_forget_gate, max_exponent, normalizer_bound, sigmoid, unstabilized_gates
 
 
 def _zero_state(lead, DK, DV, dtype):
@@ -47,8 +48,7 @@ def _step(q_hat, k, v, log_f, i_pre, C, n, m, eps):
     n = f_s[..., None] * n + i_s[..., None] * k  # eq. 20
     num = np.matmul(q_hat[..., None, :], C)[..., 0, :]  # q̂ᵀC, eq. 21 numerator
     qn = np.sum(q_hat * n, axis=-1)  # q̂ᵀn
-    with np.errstate(over="ignore"):  # m < -88 in float32: exp(-m) = inf, h = 0 (its true size underflows)
-        bound = np.exp(-m_new).astype(dtype)
+    bound = normalizer_bound(m_new, dtype)  # exp(-m_t), clamped before it overflows
     den = np.maximum(np.abs(qn), bound) + dtype.type(eps)  # eq. 21 denominator
     return num / den[..., None], C, n, m_new
 
@@ -64,8 +64,7 @@ def mlstm_step(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="sigmoid
     log_f = log_forget_gate(x.f_pre, forget_gate)
     q_hat = x.q * x.dtype.type(1.0 / math.sqrt(DK))
     h, C, n, m = _step(q_hat, x.k, x.v, log_f, x.i_pre, C, n, m, x.eps)
-    o = x.out_dtype
-    return h.astype(o, copy=False), (C.astype(o, copy=False), n.astype(o, copy=False), m.astype(o))
+    return h.astype(x.out_dtype, copy=False), (C, n, m.astype(x.dtype))  # the state in the compute dtype
 
 
 def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="sigmoid"):
@@ -84,8 +83,7 @@ def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="si
     for t in range(S):
         h[..., t, :], C, n, m = _step(q_hat[..., t, :], x.k[..., t, :], x.v[..., t, :], log_f[..., t],
                                       x.i_pre[..., t], C, n, m, x.eps)
-    o = x.out_dtype
-    return h.astype(o, copy=False), (C.astype(o, copy=False), n.astype(o, copy=False), m.astype(o))
+    return h.astype(x.out_dtype, copy=False), (C, n, m.astype(x.dtype))  # the state in the compute dtype
 
 
 def mlstm_recurrent_unstabilized(q, k, v, i_pre, f_pre, state=None, eps=1e-6, forget_gate="sigmoid"):
@@ -119,8 +117,7 @@ def mlstm_recurrent_unstabilized(q, k, v, i_pre, f_pre, state=None, eps=1e-6, fo
             num = np.matmul(q_hat[..., t, None, :], C)[..., 0, :]
             den = np.maximum(np.abs(np.sum(q_hat[..., t, :] * n, axis=-1)), one) + e  # eq. 21
             h[..., t, :] = num / den[..., None]
-    o = x.out_dtype
-    return h.astype(o, copy=False), (C.astype(o, copy=False), n.astype(o, copy=False))
+    return h.astype(x.out_dtype, copy=False), (C, n)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -204,7 +201,8 @@ def mlstm_recurrent_backward(dh, q, k, v, i_pre, f_pre, state=None, eps=1e-6, fo
             g = np.exp(it - m_t)  # i'_t (eq. 16)
             num = np.matmul(qh[..., None, :], C_t)[..., 0, :]
             qn = np.sum(qh * n_t, axis=-1)
-            bound = np.exp(-m_t)
+            clamped = -m_t > max_exponent(dt)  # exp(-m_t) clamped as in the forward pass: no gradient to m there
+            bound = np.exp(np.where(clamped, max_exponent(dt), -m_t))
             den = np.maximum(np.abs(qn), bound) + eps_
             h = num / den[..., None]
             # ---- h = num / den
@@ -215,7 +213,7 @@ def mlstm_recurrent_backward(dh, q, k, v, i_pre, f_pre, state=None, eps=1e-6, fo
             w_qn, w_bound = _split(np.abs(qn) > bound, np.abs(qn) == bound, np.float64)
             dqn = dden * w_qn * np.sign(qn)
             if grad_through_m:
-                dm = dm - dden * w_bound * bound  # d exp(-m)/dm = -exp(-m)
+                dm = dm - np.where(clamped, 0.0, dden * w_bound * bound)  # d exp(-m)/dm = -exp(-m)
             # num = q̂ᵀC_t, qn = q̂ᵀn_t
             dq[..., t, :] = (np.matmul(C_t, dnum[..., :, None])[..., 0] + dqn[..., None].astype(dt) * n_t) * dt.type(scale)
             dC = dC + qh[..., :, None] * dnum[..., None, :]
@@ -247,5 +245,5 @@ def mlstm_recurrent_backward(dh, q, k, v, i_pre, f_pre, state=None, eps=1e-6, fo
         df = dlf
     o = x.out_dtype
     grads = dict(q=dq.astype(o), k=dk.astype(o), v=dv.astype(o), i_pre=di.astype(o), f_pre=df.astype(o))
-    grads["state"] = None if x.state is None else (dC.astype(o), dn.astype(o), dm.astype(o))
+    grads["state"] = None if x.state is None else (dC.astype(dt), dn.astype(dt), dm.astype(dt))
     return grads

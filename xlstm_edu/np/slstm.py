@@ -42,44 +42,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlstm_edu._validate import as_float_array, check_choice, check_ndim, check_shape, result_dtype
-from xlstm_edu.np.gating import FORGET_GATES, log_forget_gate, sigmoid, stabilizer_step, unstabilized_gates
-from xlstm_edu.np.lstm import _check_state, _check_wx
+from xlstm_edu._validate import as_float_array, check_shape
+from xlstm_edu.np._checks import check_cell_grad_state, check_cell_inputs
+from xlstm_edu.np.gating import log_forget_gate, sigmoid, stabilizer_step, unstabilized_gates
 
 __all__ = ["slstm_step", "slstm_recurrent", "slstm_recurrent_unstabilized", "slstm_recurrent_backward"]
 
 STATE_NAMES = ("h", "c", "n", "m")
 
 
-# ----------------------------------------------------------------------------------------------- validation
-def _check_slstm_args(wx, R, b, state, forget_gate, *, step: bool = False, state_names=STATE_NAMES):
-    check_choice(forget_gate, "forget_gate", FORGET_GATES)
-    wx = _check_wx(wx, step=step)
-    H = wx.shape[-1]
-    lead = wx.shape[:-2] if step else wx.shape[:-3]
-    R = as_float_array(R, "R")
-    check_ndim(R, "R", 4, "(4, NH, DH, DH)")
-    if R.ndim != 4 or R.shape[0] != 4 or R.shape[2] != R.shape[3]:
-        raise ValueError(f"R: expected shape (4, NH, DH, DH) (4 gates, NH heads of DH x DH blocks), "
-                         f"got {tuple(R.shape)}")
-    NH, DH = R.shape[1], R.shape[2]
-    if NH * DH != H:
-        raise ValueError(f"R: expected NH * DH = H = {H} (the last axis of wx), got R of shape {tuple(R.shape)}: "
-                         f"NH * DH = {NH} * {DH} = {NH * DH}")
-    b = as_float_array(b, "b")
-    check_shape(b, "b", (4, H), "(4, H)")
-    states = None if state is None else _check_state(state, state_names, lead, H)
-    if states is not None:
-        n, c = states[2], states[1]
-        if np.any(n < 0):
-            raise ValueError(f"state n: expected n >= 0 (a sum of positive gate values), got min {n.min():g}")
-        if np.any((n == 0) & (c != 0)):
-            raise ValueError("state c: expected c = 0 wherever n = 0 (an empty memory), got c != 0 there")
-    dtype = result_dtype(wx, R, b, *(states or []))
-    cast = lambda a: a.astype(dtype, copy=False)  # noqa: E731
-    if states is None:
-        states = (np.zeros(lead + (H,), dtype),) * len(state_names)
-    return cast(wx), cast(R), cast(b), tuple(cast(s) for s in states), dtype
+def _check_slstm_args(wx, R, b, state, forget_gate, *, step: bool = False, state_names=STATE_NAMES,
+                      upcast: bool = True):
+    """The shared rules (``xlstm_edu._validate.cell_dims``; a state the recurrence can produce): arrays in the
+    compute dtype (at least float32), and the results' dtype."""
+    return check_cell_inputs(wx, R, b, state, heads=True, state_names=state_names, step=step,
+                             forget_gate=forget_gate, slstm_state=True, upcast=upcast)
 
 
 # ----------------------------------------------------------------------------------------------- forward
@@ -121,9 +98,9 @@ def slstm_step(wx_t, R, b, state=None, forget_gate="sigmoid"):
     block-diagonal recurrent weights; b (4, H); state (h, c, n, m), each (..., H), zeros if None;
     forget_gate "sigmoid" (official) or "exp". Returns ``(h_t, (h_t, c_t, n_t, m_t))``.
     """
-    wx_t, R, b, (h, c, n, m), _ = _check_slstm_args(wx_t, R, b, state, forget_gate, step=True)
+    wx_t, R, b, (h, c, n, m), out = _check_slstm_args(wx_t, R, b, state, forget_gate, step=True)
     h, c, n, m, _ = _cell(wx_t, _head_matrix(R), b, h, c, n, m, forget_gate)
-    return h, (h, c, n, m)
+    return h.astype(out, copy=False), (h, c, n, m)  # the state stays in the compute dtype
 
 
 def _forward(wx, R, b, states, forget_gate, keep: bool):
@@ -152,9 +129,9 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate="sigmoid"):
     The state means what it means in the official vanilla cell (its ``state`` tensor (4, B, H) is
     ``np.stack([h, c, n, m])``), so it can be handed over in both directions.
     """
-    wx, R, b, states, _ = _check_slstm_args(wx, R, b, state, forget_gate)
+    wx, R, b, states, out = _check_slstm_args(wx, R, b, state, forget_gate)
     hs, last, _ = _forward(wx, R, b, states, forget_gate, keep=False)
-    return hs, last
+    return hs.astype(out, copy=False), last  # the state stays in the compute dtype
 
 
 def slstm_recurrent_unstabilized(wx, R, b, state=None, forget_gate="sigmoid"):
@@ -169,7 +146,8 @@ def slstm_recurrent_unstabilized(wx, R, b, state=None, forget_gate="sigmoid"):
     is raised; check the result with ``np.isfinite``. Where it stays finite it equals the stabilized cell, with
     c_unstab = c·exp(m) and n_unstab = n·exp(m).
     """
-    wx, R, b, (h, c, n), _ = _check_slstm_args(wx, R, b, state, forget_gate, state_names=("h", "c", "n"))
+    wx, R, b, (h, c, n), out = _check_slstm_args(wx, R, b, state, forget_gate, state_names=("h", "c", "n"),
+                                                 upcast=False)  # computed in the inputs' dtype, float16 too
     R_heads = _head_matrix(R)
     S = wx.shape[-3]
     hs = np.empty(wx.shape[:-3] + (S, wx.shape[-1]), wx.dtype)
@@ -183,7 +161,7 @@ def slstm_recurrent_unstabilized(wx, R, b, state=None, forget_gate="sigmoid"):
             n = f * n + i  # eq. 9
             h = o * (c / n)  # eq. 10
             hs[..., t, :] = h
-    return hs, (h, c, n)
+    return hs.astype(out, copy=False), (h, c, n)
 
 
 # ----------------------------------------------------------------------------------------------- backward
@@ -206,7 +184,8 @@ def slstm_recurrent_backward(dh, wx, R, b, state=None, forget_gate="sigmoid", d_
         dĩ = di' i';  df̃ = df' f' · dlog f/df̃  (σ(-f̃) for the sigmoid gate, 1 for exp);  dz̃ = dz (1-z²)
         dc_{t-1} = dc_t f'_t;  dn_{t-1} = dn_t f'_t;  dh_{t-1} = Σ_g dg̃ R[g]ᵀ (head by head)
     """
-    wx, R, b, states, dtype = _check_slstm_args(wx, R, b, state, forget_gate)
+    wx, R, b, states, out = _check_slstm_args(wx, R, b, state, forget_gate)
+    dtype = wx.dtype  # the compute dtype
     lead, S, H = wx.shape[:-3], wx.shape[-3], wx.shape[-1]
     NH, DH = R.shape[1], R.shape[2]
     dh = as_float_array(dh, "dh")
@@ -215,9 +194,7 @@ def slstm_recurrent_backward(dh, wx, R, b, state=None, forget_gate="sigmoid", d_
     if d_last_state is None:
         dh_next, dc, dn = (np.zeros(lead + (H,), dtype) for _ in range(3))
     else:
-        dh_next, dc, dn = (a.astype(dtype) for a in
-                           _check_state(d_last_state, ("dh_last", "dc_last", "dn_last"), lead, H,
-                                        arg="d_last_state"))
+        dh_next, dc, dn = check_cell_grad_state(d_last_state, ("dh_last", "dc_last", "dn_last"), lead, H, dtype)
 
     _, _, cache = _forward(wx, R, b, states, forget_gate, keep=True)
     # dh_{t-1}[head j] = Σ_g dg̃[head j] @ R[g, j]ᵀ: as one matmul per head, (..., NH, 1, 4·DH) @ (NH, 4·DH, DH)
@@ -257,4 +234,4 @@ def slstm_recurrent_backward(dh, wx, R, b, state=None, forget_gate="sigmoid", d_
         grads["h0"], grads["c0"], grads["n0"] = dh_next, dc, dn
         # m_0 enters only through f'_1 = exp(log f_1 + m_0 - m_1) (eq. 17): df'_1/dm_0 = f'_1
         grads["m0"] = df_s * f_s1
-    return grads
+    return {k: g.astype(out, copy=False) for k, g in grads.items()}
