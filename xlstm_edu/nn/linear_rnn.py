@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from xlstm_edu.nn._checks import check_same, check_tensor
+from xlstm_edu.nn._checks import check_ndim, check_tensors
 
 CELLS = ("deltanet", "decay")
 EIGENVALUES = ("[0,1]", "[-1,1]")
@@ -35,11 +35,13 @@ EIGENVALUES = ("[0,1]", "[-1,1]")
 
 # ----------------------------------------------------------------------------------------------- the cells
 def _check_cell_inputs(q, k, v, g, gname):
-    check_tensor(q, "q", 2, "(..., S, DK)")
-    check_tensor(k, "k", 2, "(..., S, DK)")
-    check_tensor(v, "v", 2, "(..., S, DV)")
-    check_tensor(g, gname, 1, "(..., S)")
-    check_same({"q": q, "k": k, "v": v, gname: g})
+    named = {"q": q, "k": k, "v": v, gname: g}
+    check_tensors(named)  # floating-point tensors on one device
+    for (name, t), (nd, layout) in zip(named.items(), ((2, "(..., S, DK)"), (2, "(..., S, DK)"), (2, "(..., S, DV)"),
+                                                        (1, "(..., S)"))):
+        check_ndim(t, name, nd, layout)
+        if t.dtype != q.dtype:
+            raise ValueError(f"{name}: expected the dtype and device of q ({q.dtype}, {q.device}), got ({t.dtype}, {t.device})")
     if k.shape != q.shape:
         raise ValueError(f"k: expected shape (..., S, DK) = {tuple(q.shape)} as q, got {tuple(k.shape)}")
     if v.shape[:-1] != q.shape[:-1]:
