@@ -1,9 +1,12 @@
 """The probes of ``xlstm_edu.probes`` catch every exhibit of the bug museum (notebooks/08_bug_museum.ipynb) and pass
-every fix; and they are right about the package's own mLSTM forms (causal, batch-independent, column-consistent).
+every fix; and they are right about the package's own mLSTM forms (causal, with memory, batch-independent,
+column-consistent). Every exhibit says where it was seen.
 
 The exhibits are taken from the notebook itself (its cells tagged ``tie`` and ``exhibit``), so the notebook and
 this test cannot drift apart.
 """
+
+import re
 
 from pathlib import Path
 
@@ -18,13 +21,15 @@ from xlstm_edu.probes import (
     check_finite,
     column_consistency_probe,
     compare_to_reference,
+    memory_probe,
     probe_verdict,
     run_check,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 MUSEUM_NB = ROOT / "notebooks" / "08_bug_museum.ipynb"
-EXPECTED_EXHIBITS = 11  # I .. XI; XII (shape-only tests) is the scoreboard itself
+EXPECTED_EXHIBITS = 14  # I .. XIV; XV (shape-only tests) is the scoreboard itself
+NUMERALS = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII", "XIII", "XIV"]
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +46,17 @@ def museum():
 
 def test_museum_has_every_exhibit(museum):
     assert len(museum["MUSEUM"]) == EXPECTED_EXHIBITS
-    assert {ex["check"] for ex in museum["MUSEUM"].values()} == {"finite", "reference", "causality", "batch",
-                                                                 "columns"}
+    assert [name.split(".")[0] for name in museum["MUSEUM"]] == NUMERALS  # the numbering the bug bank cites
+    assert {ex["check"] for ex in museum["MUSEUM"].values()} == {"finite", "reference", "causality", "memory",
+                                                                 "batch", "columns"}
+
+
+def test_every_exhibit_says_where_it_was_seen(museum):
+    """A repository and file at a pinned commit ("owner/repo path @ abc1234"), or an explicit "not pinned"."""
+    pinned = re.compile(r"^[\w.-]+/[\w.-]+ \S+ @ [0-9a-f]{7,40}$")
+    for name, ex in museum["MUSEUM"].items():
+        assert pinned.match(ex["seen"]) or ex["seen"].startswith("not pinned"), (name, ex["seen"])
+    assert sum(ex["seen"].startswith("not pinned") for ex in museum["MUSEUM"].values()) <= 1
 
 
 def _exhibit_names():
@@ -60,12 +74,12 @@ def _exhibit_names():
 @pytest.mark.parametrize("name", _exhibit_names())
 def test_check_catches_bug_and_passes_fix(museum, name):
     ex = museum["MUSEUM"][name]
-    ref = museum["reference"]
+    ref = ex.get("reference", museum["reference"])
     assert not run_check(ex["check"], ex["bug"], ex["inputs"], reference=ref, quiet=True).ok, f"{name}: bug not caught"
     assert run_check(ex["check"], ex["fix"], ex["inputs"], reference=ref, quiet=True).ok, f"{name}: fix rejected"
-    # the shape-only test of exhibit XI passes the bug: that is the point of the museum
+    # the shape-only test of exhibit XV passes the bug: that is the point of the museum
     with np.errstate(all="ignore"):
-        assert np.shape(ex["bug"](**ex["inputs"])) == np.shape(ex["inputs"]["v"])
+        assert np.shape(ex["bug"](**ex["inputs"])) == np.shape(ex["fix"](**ex["inputs"]))
 
 
 def test_specimen_equals_reference(museum):
@@ -74,10 +88,14 @@ def test_specimen_equals_reference(museum):
 
 
 def test_silent_bugs_pass_the_finite_check(museum):
-    """Exhibits III-VII give finite numbers: only the reference catches them (the notebook says so)."""
+    """Exhibits III-VII, XIII and XIV give finite numbers: only the reference catches them (the notebook says so);
+    exhibit XII is causal and exhibit XIII too: the causality probe passes them."""
     for name, ex in museum["MUSEUM"].items():
         if ex["check"] == "reference":
             assert run_check("finite", ex["bug"], ex["inputs"], quiet=True).ok, name
+    for name in ("XII. state not carried through time", "XIII. off by one in the forget cumsum"):
+        ex = museum["MUSEUM"][name]
+        assert run_check("causality", ex["bug"], ex["inputs"], quiet=True).ok, name
 
 
 # ---- the probes on the package's own forms -------------------------------------------------------------------
@@ -102,6 +120,7 @@ def test_package_forms_pass_every_probe(form):
     x = _inputs(rng)
     for t in (0, 7, 18):
         assert causality_probe(fn, x, t) <= 1e-12
+    assert memory_probe(fn, x) > 1e-3  # the state is carried through time
     xb = _inputs(rng, lead=(3,))
     assert batch_leak_probe(fn, xb) == 0.0
     assert column_consistency_probe(fn, x) <= 1e-12
@@ -121,6 +140,14 @@ def test_causality_probe_measures_leak_size():
     assert causality_probe(leaky, x, 5) > 0.01
     # with the noise only at times > t + 1 the step-t output would not move; the probe changes all of them
     assert causality_probe(lambda **a: a["v"].copy(), x, 5) == 0.0
+
+
+def test_memory_probe_sees_a_recurrence_without_memory():
+    rng = np.random.default_rng(5)
+    x = _inputs(rng)
+    assert memory_probe(lambda **a: a["v"] * 2.0, x) == 0.0
+    assert not run_check("memory", lambda **a: a["v"] * 2.0, x, quiet=True).ok
+    assert run_check("memory", FORMS["parallel"], x, quiet=True).ok
 
 
 def test_probe_verdict_and_finite_messages(capsys):
@@ -145,6 +172,8 @@ def test_bad_input_raises_value_error():
     bad = dict(x, i_pre=x["i_pre"][:-1])
     with pytest.raises(ValueError, match="one sequence length"):
         causality_probe(fn, bad, 3)
+    with pytest.raises(ValueError, match="t: expected"):
+        memory_probe(fn, x, t=x["q"].shape[0] - 1)  # no later step
     with pytest.raises(ValueError, match="batch axis"):
         batch_leak_probe(fn, _inputs(rng, lead=(1,)))  # a batch of one: nothing to leak into
     with pytest.raises(ValueError, match="kind"):

@@ -1,8 +1,10 @@
-"""Behavioural checks that catch the classic xLSTM implementation mistakes (SPEC.md §6; notebook 08, the bug museum).
+"""Behavioural checks that catch the classic xLSTM implementation mistakes (notebook 08, the bug museum).
 
 Shape checks pass for almost every broken mLSTM. These probes test what an mLSTM must *do*:
 
 * ``causality_probe``    -- outputs at times <= t must not move when inputs after t change (no future leak).
+* ``memory_probe``       -- outputs after the first step must move when the first step's inputs change (the state is
+  carried through time; a recurrence that restarts from the initial state at every step has no memory).
 * ``batch_leak_probe``   -- one sequence in a batch must not move when another one changes.
 * ``column_consistency_probe`` -- one scalar gate pair per head means every value column is read with the same
   weights: two equal columns of v must give two equal columns of h (per-unit gates break this).
@@ -80,6 +82,34 @@ def causality_probe(fn, inputs: dict, t: int, *, time_axes: dict | None = None, 
     return float(np.nan_to_num(d, nan=np.inf).max())
 
 
+def memory_probe(fn, inputs: dict, *, t: int = 0, time_axes: dict | None = None, out_time_axis: int = -2,
+                 scale: float = 1.0, seed: int = 0) -> float:
+    """Change every input at time ``t`` only (Gaussian noise of size ``scale``) and return the largest change of the
+    outputs at times > ``t``. A recurrence that carries its state returns a clearly positive number (unless its forget
+    gates shut completely); one whose steps all start from the initial state returns exactly 0.0 -- it has no memory.
+    """
+    time_axes = MLSTM_TIME_AXES if time_axes is None else time_axes
+    arrays = _check_inputs(inputs, time_axes)
+    S = _seq_len(arrays, time_axes)
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < S - 1:
+        raise ValueError(f"t: expected an integer time index in [0, {S - 2}] (a later step must exist), got {t!r}")
+    rng = np.random.default_rng(seed)
+    changed = {}
+    for name, a in arrays.items():
+        b = np.array(a, dtype=a.dtype, copy=True)
+        ax = time_axes[name] % b.ndim
+        idx = [slice(None)] * b.ndim
+        idx[ax] = t
+        b[tuple(idx)] += scale * rng.standard_normal(b[tuple(idx)].shape).astype(b.dtype)
+        changed[name] = b
+    h0, h1 = _output(fn, arrays), _output(fn, changed)
+    ax = out_time_axis % h0.ndim
+    idx = [slice(None)] * h0.ndim
+    idx[ax] = slice(t + 1, None)
+    d = np.abs(h0[tuple(idx)] - h1[tuple(idx)])
+    return float(np.nan_to_num(d, nan=np.inf).max())
+
+
 def batch_leak_probe(fn, inputs: dict, *, batch_index: int = 0, scale: float = 1.0, seed: int = 0) -> float:
     """Change sequence ``batch_index`` (axis 0 of every input) and return the largest change of the *other*
     sequences' outputs. Independent sequences give exactly 0.0; a state averaged over the batch does not."""
@@ -137,6 +167,7 @@ def check_finite(name: str, x, *, quiet: bool = False) -> Verdict:
                     f"❌ {name}: {n_nan} NaN and {n_inf} inf among {a.size} values")
     if not quiet:
         print(v.message)
+        v.printed = True  # a cell ending in run_check(...) would otherwise show the verdict twice
     return v
 
 
@@ -148,10 +179,11 @@ def probe_verdict(name: str, leak: float, *, tol: float = 1e-12, what: str = "le
         v = Verdict(name, "wrong", leak, np.inf, f"❌ {name}: {what} detected (max change {leak:.3g})")
     if not quiet:
         print(v.message)
+        v.printed = True  # a cell ending in run_check(...) would otherwise show the verdict twice
     return v
 
 
-CHECKS = ("finite", "reference", "causality", "batch", "columns")
+CHECKS = ("finite", "reference", "causality", "memory", "batch", "columns")
 
 
 def run_check(kind: str, fn, inputs: dict, *, reference=None, name: str | None = None, tol: float = 1e-12,
@@ -161,6 +193,7 @@ def run_check(kind: str, fn, inputs: dict, *, reference=None, name: str | None =
     kind: "finite"    -- no NaN or inf in the outputs (``check_finite``);
           "reference" -- same outputs as ``reference`` (``compare_to_reference``, rtol/atol);
           "causality" -- ``causality_probe`` at the start, the middle and the end of the sequence, worst case;
+          "memory"    -- ``memory_probe`` changing the first step: ✅ when later outputs move by more than ``tol``;
           "batch"     -- ``batch_leak_probe`` changing the first sequence of the batch;
           "columns"   -- ``column_consistency_probe`` on the value columns 0 and 1.
     """
@@ -179,6 +212,19 @@ def run_check(kind: str, fn, inputs: dict, *, reference=None, name: str | None =
             S = _seq_len(_check_inputs(inputs, MLSTM_TIME_AXES), MLSTM_TIME_AXES)
             leak = max(causality_probe(fn, inputs, t) for t in sorted({0, S // 2, S - 2}))
             return probe_verdict(f"{label}: causality probe", leak, tol=tol, what="future leak", quiet=quiet)
+        if kind == "memory":
+            moved = memory_probe(fn, inputs)
+            if moved > tol:
+                v = Verdict(f"{label}: memory probe", "close", moved, 0.0,
+                            f"✅ {label}: memory probe: the first step moves later outputs (max change {moved:.3g})")
+            else:
+                v = Verdict(f"{label}: memory probe", "wrong", moved, np.inf,
+                            f"❌ {label}: memory probe: no memory -- changing the first step moves no later output "
+                            f"(max change {moved:.1e})")
+            if not quiet:
+                print(v.message)
+                v.printed = True
+            return v
         if kind == "batch":
             return probe_verdict(f"{label}: batch probe", batch_leak_probe(fn, inputs), tol=tol,
                                  what="leak between sequences", quiet=quiet)

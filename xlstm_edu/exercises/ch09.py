@@ -15,21 +15,11 @@ import inspect
 import re
 import textwrap
 
-from xlstm_edu.exercises.core import (Verdict, _emit, _Raised, _Unsolved, combine, compare, exercise, is_unsolved,
-                                      raised_verdict, resolve, unsolved_verdict)
+from xlstm_edu.exercises.core import (Verdict, _emit, combine, compare, exercise, is_unsolved, raised_verdict,
+                                      run_learner, unsolved_verdict)
 from xlstm_edu.exercises.forbid import forbid_package_calls
 
 __all__ = ["check_mlstm_step", "check_autograd_gradients", "check_blockdiag_projection", "check_next_token_probs"]
-
-
-def _call(title, thunk, hint):
-    """Run the learner's code: (result, None), or (None, the ❌ Verdict) when unsolved or when it raised."""
-    try:
-        return resolve(thunk), None
-    except _Unsolved as u:
-        return None, unsolved_verdict(title, hint, str(u))
-    except _Raised as r:
-        return None, raised_verdict(title, str(r), hint)
 
 
 def _wrong(title, v: Verdict, hint: str) -> Verdict:
@@ -137,7 +127,7 @@ def check_mlstm_step(fn, *, quiet: bool = False) -> Verdict:
     for what, (q, k, v, i, f), st, eps in _step_cases():
         h_ref, st_ref = xnn.mlstm_step(q, k, v, i, f, state=st, eps=eps)
         with forbid_package_calls():
-            out, bad = _call(title, lambda: fn(q, k, v, i, f, *st, eps=eps), HINT_91)
+            out, bad = run_learner(title, lambda: fn(q, k, v, i, f, *st, eps=eps), HINT_91)
         if bad is not None:
             return _emit(bad, quiet)
         try:
@@ -199,7 +189,7 @@ def check_autograd_gradients(fn, *, quiet: bool = False) -> Verdict:
         f = 2 * torch.randn(*lead, S, generator=g, dtype=torch.float64) + 1
         w = torch.randn(*lead, S, 4, generator=g, dtype=torch.float64)
         ref = xnp.mlstm_parallel_backward(w.numpy(), *(t.numpy() for t in (q, k, v, i, f)))
-        out, bad = _call(title, lambda: fn(q.clone(), k.clone(), v.clone(), i.clone(), f.clone(), w), HINT_92)
+        out, bad = run_learner(title, lambda: fn(q.clone(), k.clone(), v.clone(), i.clone(), f.clone(), w), HINT_92)
         if bad is not None:
             return _emit(bad, quiet)
         if not isinstance(out, (tuple, list)) or len(out) != 5:
@@ -244,7 +234,7 @@ def check_blockdiag_projection(fn, *, quiet: bool = False) -> Verdict:
         W = proj.weight[0].detach().clone()
         with torch.no_grad():
             ref = proj(x)[:, 0, :]
-        out, bad = _call(title, lambda: fn(x.clone(), W), HINT_93)
+        out, bad = run_learner(title, lambda: fn(x.clone(), W), HINT_93)
         if bad is not None:
             return _emit(bad, quiet)
         v = compare(f"{title}, N = {N}, D = {D}", out, ref, rtol=1e-12, atol=1e-12)
@@ -300,7 +290,7 @@ def check_next_token_probs(fn, *, quiet: bool = False) -> Verdict:
 
         model.forward = refuse  # the instance attribute wins over the class's forward: model(x) refuses
         try:
-            out, bad = _call(title, lambda: fn(model, prompt.clone()), HINT_94)
+            out, bad = run_learner(title, lambda: fn(model, prompt.clone()), HINT_94)
         finally:
             del model.forward
         if bad is not None:

@@ -125,6 +125,18 @@ def call_learner(name: str, fn, *args, hint=None, quiet: bool = False, **kwargs)
         return None, _emit(raised_verdict(name, str(r), hint), quiet)
 
 
+def run_learner(name: str, thunk, hint=None):
+    """Run the learner's code ``thunk()`` for a checker: ``(result, None)``, or ``(None, verdict)`` (not printed)
+    when it is unsolved or raises. Lives here, not in a chapter module, so that it keeps working inside
+    ``forbid_package_calls()``, which refuses the chapter modules' own functions."""
+    try:
+        return resolve(thunk), None
+    except _Unsolved as u:
+        return None, unsolved_verdict(name, hint, str(u))
+    except _Raised as r:
+        return None, raised_verdict(name, str(r), hint)
+
+
 def unsolved_verdict(name: str, hint=None, detail: str = "") -> Verdict:
     d = f" ({detail})" if detail and detail not in ("NotImplementedError",) else ""
     return Verdict(name, "unsolved", np.inf, np.inf, f"❌ {name}: not solved yet{d}{_hint_txt(hint)}")
