@@ -19,8 +19,7 @@ import functools
 
 import torch
 
-from xlstm_edu.exercises.core import (Verdict, check, describe_exception, exercise, is_unsolved, raised_verdict,
-                                      unsolved_verdict)
+from xlstm_edu.exercises.core import Verdict, check, exercise, is_unsolved, run_learner, unsolved_verdict
 
 _V, _S = 13, 8
 
@@ -48,14 +47,9 @@ class _Stop(Exception):
 
 def _call(fn, name, hint, *args):
     """``fn(*args)``; an unsolved stub or an error in the learner's code becomes a verdict (raised as _Stop)."""
-    try:
-        out = fn(*args)
-    except NotImplementedError as e:
-        raise _Stop(unsolved_verdict(name, hint, str(e))) from None
-    except Exception as e:  # noqa: BLE001 -- the learner's error becomes a verdict, never a traceback
-        raise _Stop(raised_verdict(name, f"your code raised {describe_exception(e)}", hint)) from None
-    if is_unsolved(out):
-        raise _Stop(unsolved_verdict(name, hint, f"it returned {out!r}"))
+    out, bad = run_learner(name, lambda: fn(*args), hint)
+    if bad is not None:
+        raise _Stop(bad)
     return out
 
 
