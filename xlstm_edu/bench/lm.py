@@ -43,8 +43,9 @@ import torch
 import torch.nn.functional as F
 
 from xlstm_edu.bench.flops import train_flops_per_token
+from xlstm_edu.models import KIND_NAMES
 
-OURS = ("xlstm", "mlstm", "slstm", "gpt", "lstm", "large")
+OURS = KIND_NAMES + ("large",)  # the registry's kinds, and the 7B-style model of xlstm_edu.nn.large
 OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
 TWIN = {"official-xlstm": "xlstm", "official-mlstm": "mlstm", "official-large": "large"}  # same architecture
 OFFICIAL_BACKEND = {
