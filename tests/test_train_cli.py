@@ -83,6 +83,7 @@ def test_new_run_errors(tmp_path, corpus, capsys):
         (["--corpus", str(corpus), "--time_budget_s", "-1"], "time_budget_s"),
         (["--corpus", str(corpus), "--lr_decay_iters", "-5"], "lr_decay_iters"),
         (["--corpus", str(corpus), "--grad_clip", "nan"], "grad_clip"),
+        (["--corpus", str(corpus), "--batch_size", "0"], "batch_size: expected an integer >= 1"),
         (["--corpus", str(corpus), "--device", "cuda:7"] if not torch.cuda.is_available() else
          ["--corpus", str(corpus), "--device", "tpu"], "device"),
     ]

@@ -74,6 +74,9 @@ def new_run(kind: str, preset: str, *, corpus="shakespeare", data_dir=None, trai
 
     p = get_preset(preset)
     shape = {"batch_size": p["batch_size"], "context_length": p["context_length"], **(data_overrides or {})}
+    for key, v in shape.items():
+        if type(v) is not int or v < 1:
+            raise ValueError(f"{key}: expected an integer >= 1, got {v!r}")
     cfg = TrainConfig(**{**p["train"], **(train_overrides or {})})
     if cfg.lr_decay_iters is None:  # stored explicitly, so that extending the run keeps its schedule
         cfg = dataclasses.replace(cfg, lr_decay_iters=cfg.max_iters)
@@ -88,7 +91,8 @@ def new_run(kind: str, preset: str, *, corpus="shakespeare", data_dir=None, trai
 
 
 def resume_run(out_dir, *, data_dir=None, train_overrides: dict | None = None, rank: int = 0) -> Run:
-    """The run in ``out_dir`` rebuilt from its checkpoint (weights are loaded by ``train(..., resume=True)``)."""
+    """The run in ``out_dir`` rebuilt from its checkpoint, its weights loaded (``train(..., resume=True)`` then
+    restores the optimizer, the random-number states and the history)."""
     from xlstm_edu.data import load_corpus
 
     ckpt = load_checkpoint(out_dir)
