@@ -219,3 +219,61 @@ def test_bad_input():
     assert ex.main(["formal", "--models", "rnn", "--preset", "smoke"]) == 2
     with pytest.raises(ValueError, match="task"):
         ex.evaluate_mqar(lambda x: x, get_task("parity"))
+
+
+# ---- reading the results: the package's reference for the chapter's exercises, and the README's tables
+def _formal_row(inside, beyond):
+    return {"train_range_scaled": inside, "scaled_accuracy": beyond}
+
+
+def test_failure_kind():
+    assert ex.failure_kind(_formal_row(1.0, 0.97)) == "generalizes"
+    assert ex.failure_kind(_formal_row(0.95, 0.1)) == "fails beyond the training lengths"
+    assert ex.failure_kind(_formal_row(0.7, 0.1)) == "partly learned"
+    assert ex.failure_kind(_formal_row(0.2, 0.0)) == "not learned"
+
+
+def test_mqar_outcome_and_steps_to():
+    def row(acc, inctx, pairs=4):
+        return {"accuracy": acc, "in_context": inctx, "stored_value_level": 1 / pairs}
+
+    assert ex.mqar_outcome(row(0.95, 1.0)) == "recalls"
+    assert ex.mqar_outcome(row(0.27, 0.99)) == "guesses a stored value"
+    assert ex.mqar_outcome(row(0.6, 0.99)) == "partial recall"
+    assert ex.mqar_outcome(row(0.1, 0.98, pairs=16)) == "guesses a stored value"
+    assert ex.mqar_outcome(row(0.02, 0.1)) == "format not learned"
+    curve = [[0, 0.0, 0.01, 4.0], [100, 5.0, 0.5, 2.0], [200, 10.0, 0.93, 0.3], [300, 15.0, 0.99, 0.1]]
+    assert ex.steps_to(curve) == 200 and ex.steps_to(curve, 0.4) == 100 and ex.steps_to(curve, 0.999) is None
+
+
+def test_report_and_readme_block(tmp_path):
+    rows = ex.run("all", tasks=["parity"], models=["lstm", "mlstm"], preset="smoke", verbose=False)
+    formal_path, mqar_path = tmp_path / "f.json", tmp_path / "m.json"
+    formal_path.write_text(json.dumps([r for r in rows if r["experiment"] == "formal"]))
+    text = ex.readme_block(formal_path, tmp_path / "absent.json")
+    assert "Not yet run: `results/absent.json`" in text and "| parity (last) |" in text
+    mqar_path.write_text(json.dumps([r for r in rows if r["experiment"] == "mqar"]))
+    text = ex.readme_block(formal_path, mqar_path)
+    assert "Not yet run" not in text and "| (32, 4), d=16 | 0.031 / 0.25 |" in text and "code version" in text
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{ex.README_BEGIN}\nold\n{ex.README_END}\noutro\n")
+    assert ex.main(["report", "--formal", str(formal_path), "--mqar", str(mqar_path), "--readme", str(readme)]) == 0
+    new = readme.read_text()
+    assert new.startswith("intro\n") and new.endswith("outro\n") and "old" not in new and text in new
+    assert not ex.update_readme(readme, formal_path, mqar_path)  # a second pass changes nothing
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps([{"experiment": "formal", "task": "parity", "model": "lstm"}]))
+    with pytest.raises(ValueError, match="older version"):
+        ex.readme_block(stale, mqar_path)
+    (tmp_path / "no_markers.md").write_text("nothing\n")
+    assert ex.main(["report", "--readme", str(tmp_path / "no_markers.md")]) == 2
+
+
+def test_readme_block_matches_the_committed_results():
+    """The README's chapter-12 tables are the ones the committed result files give (rebuild them with
+    ``python -m xlstm_edu.experiments report --readme README.md`` after a new run)."""
+    from xlstm_edu.paths import home
+
+    text = (home() / "README.md").read_text()
+    block = text.split(ex.README_BEGIN, 1)[1].split(ex.README_END, 1)[0]
+    assert block.strip() == ex.readme_block().strip()

@@ -8,6 +8,7 @@ Usage::
     python -m xlstm_edu.experiments formal --preset cpu --seeds 3 --workers 2 --json results/paper_claims_cpu.json
     python -m xlstm_edu.experiments mqar --preset cpu --seeds 3 --workers 2 --json results/mqar_cpu.json
     python -m xlstm_edu.experiments all --preset smoke            # both, a few steps each (what the tests run)
+    python -m xlstm_edu.experiments report [--readme README.md]   # the tables of results/*.json
 
 Models: for every job a fresh 2-block model is built with ``xlstm_edu.models.build_model``: ``xlstm`` =
 xLSTM[1:1], ``mlstm`` = mLSTM only (xLSTM[1:0]), ``slstm`` = sLSTM only (xLSTM[0:1]), ``gpt`` (a nanoGPT) and
@@ -48,7 +49,8 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -346,7 +348,6 @@ def code_version() -> str | None:
     ``xlstm_edu/`` has uncommitted changes (results of small models depend on every detail of the code, even
     on the order in which weights are drawn). None outside a git checkout."""
     import subprocess
-    from pathlib import Path
 
     package = Path(__file__).resolve().parent  # the code's own version, wherever the course folder is
     try:
@@ -439,6 +440,163 @@ def format_mqar_table(results: list[dict], key: str = "accuracy") -> str:
     return _grid(names, models, body, {}, first="setting, width",
                  note=f"MQAR test {key} at each model's best learning rate (chosen on validation data; mean "
                       f"[min, max] over seeds, @lr)") + f"\nreference levels: {levels}"
+
+
+# ------------------------------------------------------------------------------------------ reading the results
+SOLVED, FAILED = 0.9, 0.5  # our thresholds (the paper shows its numbers as a colour map)
+
+# What the paper states for each model (its text and figures; qualitative, the paper gives these as plots):
+# formal languages (Fig. 4): state tracking such as parity needs memory mixing; MQAR (App. B.1.2, Fig. 14):
+# the matrix-memory models solve it where LSTM and sLSTM-only fall short, attention solves it.
+PAPER_SAYS = {
+    "parity": {"lstm": "solves", "slstm": "solves", "xlstm": "solves", "mlstm": "fails", "gpt": "fails"},
+    "mqar": {"lstm": "falls short", "slstm": "falls short", "xlstm": "solves", "mlstm": "solves", "gpt": "solves"},
+}
+
+
+def failure_kind(row: dict) -> str:
+    """How a formal-language run did, from its scaled accuracy inside the training range (lengths 10-40) and on
+    the test lengths 41-256: ``"not learned"`` (training range below 0.5), ``"partly learned"`` (below 0.9),
+    ``"generalizes"`` (test lengths at least 0.9) or ``"fails beyond the training lengths"``."""
+    inside, beyond = row["train_range_scaled"], row["scaled_accuracy"]
+    if inside < FAILED:
+        return "not learned"
+    if inside < SOLVED:
+        return "partly learned"
+    return "generalizes" if beyond >= SOLVED else "fails beyond the training lengths"
+
+
+def mqar_outcome(row: dict) -> str:
+    """How an MQAR run did: ``"recalls"`` (accuracy at least 0.9), ``"format not learned"`` (fewer than half
+    of its answers are one of the stored values), ``"guesses a stored value"`` (accuracy below twice the level
+    1/pairs of guessing among them) or ``"partial recall"``."""
+    if row["accuracy"] >= SOLVED:
+        return "recalls"
+    if row["in_context"] < 0.5:
+        return "format not learned"
+    if row["accuracy"] < 2 * row["stored_value_level"]:
+        return "guesses a stored value"
+    return "partial recall"
+
+
+def steps_to(curve, threshold: float = SOLVED):
+    """The first recorded step whose validation accuracy reaches ``threshold`` (None if none does). ``curve``
+    is an MQAR row's ``curve``: rows ``[step, train_time_s, val_accuracy, train_loss]``."""
+    for step, _, acc, _ in curve:
+        if acc >= threshold:
+            return int(step)
+    return None
+
+
+REQUIRED_KEYS = {
+    "formal": ("task", "model", "seed", "supervision", "scaled_accuracy", "train_range_scaled", "per_length",
+               "params", "command", "code_version"),
+    "mqar": ("model", "seed", "num_pairs", "context_length", "width", "lr", "accuracy", "val_accuracy",
+             "in_context", "chance", "stored_value_level", "curve", "params", "command", "code_version"),
+}
+
+
+def load_results(path, experiment: str | None = None) -> list[dict] | None:
+    """The rows of a result file (those of ``experiment`` when given), or None when the file does not exist
+    (a fresh clone before the run). ``ValueError`` when rows lack the fields this version of the runner writes
+    (a file from an older version: run the command again)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    rows = json.loads(path.read_text())
+    if experiment is not None:
+        rows = [r for r in rows if r.get("experiment") == experiment]
+        missing = sorted({k for r in rows for k in REQUIRED_KEYS[experiment] if k not in r})
+        if missing:
+            raise ValueError(f"{path}: its {experiment} rows lack {missing}: written by an older version of "
+                             f"xlstm_edu.experiments; run the command again")
+    return rows
+
+
+def _md_table(header, rows) -> str:
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def _provenance(rows) -> str:
+    cmds = sorted({r.get("command", "?") for r in rows})
+    versions = sorted({str(r.get("code_version")) for r in rows})
+    loads = [r["load_average"][0] for r in rows if r.get("load_average")]
+    load = f"; load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    cpu = sum(r.get("train_s", 0) + r.get("eval_s", 0) for r in rows) / 60
+    return (f"`{'`, `'.join(cmds)}` (code version {', '.join(versions)}; {len(rows)} runs, "
+            f"{cpu:.0f} CPU-minutes of training and evaluation{load})")
+
+
+def markdown_report(formal: list[dict] | None, mqar: list[dict] | None) -> str:
+    """The README's tables, built from the result files' rows (what ``report`` prints)."""
+    out = []
+    if formal:
+        models = _models_in(formal)
+        names = list(dict.fromkeys(_row_name(r) for r in formal))
+        rows = []
+        for t in names:
+            cells = []
+            for m in models:
+                rs = [r for r in formal if _row_name(r) == t and r["model"] == m]
+                cells.append(_cell([r["scaled_accuracy"] for r in rs]) + " / "
+                             + _cell([r["train_range_scaled"] for r in rs]))
+            rows.append([t] + cells)
+        out += ["Formal languages: scaled accuracy on the test lengths 41–256 / inside the training range "
+                "(lengths 10–40); 0 = chance, 1 = perfect; mean [min, max] over seeds. "
+                "From " + _provenance(formal) + ".", "", _md_table(["task"] + models, rows), ""]
+    if mqar:
+        best = best_lr_rows(mqar)
+        models = _models_in(best)
+        keys = list(dict.fromkeys((r["context_length"], r["num_pairs"], r["width"]) for r in best))
+        rows = []
+        for L, N, w in keys:
+            cells = []
+            for m in models:
+                rs = [r for r in best if (r["context_length"], r["num_pairs"], r["width"], r["model"]) == (L, N, w, m)]
+                cells.append(_cell([r["accuracy"] for r in rs]) + (f" (lr {rs[0]['lr']:.0e})" if rs else ""))
+            V = next(r["vocab_size"] for r in best if (r["context_length"], r["num_pairs"]) == (L, N))
+            rows.append([f"({L}, {N}), d={w}", f"{1 / V:.3f} / {1 / N:.2f}"] + cells)
+        out += ["MQAR: test accuracy at each model's best learning rate (chosen on validation data), mean "
+                "[min, max] over seeds; levels: chance 1/V / guessing one of the stored values 1/pairs. "
+                "From " + _provenance(mqar) + ".", "",
+                _md_table(["(context, pairs), width", "levels"] + models, rows), ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+README_BEGIN = "<!-- experiments-report:begin (python -m xlstm_edu.experiments report --readme README.md) -->"
+README_END = "<!-- experiments-report:end -->"
+REPORT_FILES = ("paper_claims_cpu.json", "mqar_cpu.json")  # in xlstm_edu.paths.results_dir()
+
+
+def _result_path(path, i):
+    from xlstm_edu.paths import results_dir
+
+    return results_dir() / REPORT_FILES[i] if path is None else path
+
+
+def readme_block(formal_path=None, mqar_path=None) -> str:
+    """The text between the README's markers: the tables, or a note naming the result files not yet there.
+    Default files: ``results/paper_claims_cpu.json`` and ``results/mqar_cpu.json`` in the course folder."""
+    formal_path, mqar_path = _result_path(formal_path, 0), _result_path(mqar_path, 1)
+    formal, mqar = load_results(formal_path, "formal"), load_results(mqar_path, "mqar")
+    missing = [f"results/{Path(p).name}" for p, rows in ((formal_path, formal), (mqar_path, mqar)) if rows is None]
+    note = ("*Not yet run: " + ", ".join(f"`{m}`" for m in missing) + " (see the commands above).*\n"
+            if missing else "")
+    return note + (markdown_report(formal, mqar) if formal or mqar else "")
+
+
+def update_readme(readme, formal_path=None, mqar_path=None) -> bool:
+    """Rewrite the README's report block from the result files; True when the text changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise ValueError(f"{readme}: expected the markers {README_BEGIN!r} and {README_END!r}")
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    new = head + README_BEGIN + "\n" + readme_block(formal_path, mqar_path) + README_END + tail
+    readme.write_text(new)
+    return new != text
 
 
 # ------------------------------------------------------------------------------------------ the runner
@@ -550,11 +708,34 @@ def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seed
     return results
 
 
+def report_main(argv) -> int:
+    ap = argparse.ArgumentParser(prog="python -m xlstm_edu.experiments report",
+                                 description="Print the markdown tables of the committed results, or rewrite the "
+                                             "README's report block from them.")
+    ap.add_argument("--formal", default=None, help=f"formal-language results (default results/{REPORT_FILES[0]})")
+    ap.add_argument("--mqar", default=None, help=f"MQAR results (default results/{REPORT_FILES[1]})")
+    ap.add_argument("--readme", default=None, help="rewrite the block between the report markers of this file")
+    args = ap.parse_args(argv)
+    try:
+        if args.readme:
+            changed = update_readme(args.readme, args.formal, args.mqar)
+            print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
+        else:
+            print(readme_block(args.formal, args.mqar), end="")
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["report"]:
+        return report_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m xlstm_edu.experiments", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("experiment", choices=["formal", "mqar", "all"])
+    ap.add_argument("experiment", choices=["formal", "mqar", "all", "report"],
+                    help="what to run ('report': print the tables of result files; see report --help)")
     ap.add_argument("--task", default="all",
                     help=f"formal task(s), comma-separated, or 'all' (the preset's tasks); from {sorted(TASKS)}")
     ap.add_argument("--models", default=",".join(MODEL_KINDS), help="comma-separated, from " + ",".join(MODEL_KINDS))
