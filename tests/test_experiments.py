@@ -129,6 +129,19 @@ def test_two_workers_give_the_same_results_as_one():
     assert one[0]["final_train_loss"] != one[1]["final_train_loss"]  # the seeds differ, so the order is tested
 
 
+def test_learning_rate_sweep_then_the_other_seeds_at_the_best_rate():
+    rows = ex.run("mqar", models=["lstm", "gpt"], preset="smoke", seeds=3, verbose=False, mqar_lrs=(1e-3, 3e-2))
+    sweep = [r for r in rows if r["seed"] == 0]
+    rest = [r for r in rows if r["seed"] > 0]
+    assert len(sweep) == 4 and {r["lr"] for r in sweep} == {1e-3, 3e-2}
+    best = ex.best_lrs(sweep)
+    assert len(rest) == 4 and all(r["lr"] == best[r["model"], 32, 4, 16] for r in rest)
+    assert ex.best_lrs(rows) == best  # the choice rests on the seed every rate shares
+    full = ex.run("mqar", models=["lstm"], preset="smoke", seeds=2, verbose=False, mqar_lrs=(1e-3, 3e-2),
+                  mqar_sweep_seeds=None)
+    assert sorted((r["lr"], r["seed"]) for r in full) == [(1e-3, 0), (1e-3, 1), (3e-2, 0), (3e-2, 1)]
+
+
 def _no_training(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a run started before the inputs were checked")
@@ -194,7 +207,7 @@ def test_format_tables():
 def test_learning_rate_is_chosen_on_validation_not_test():
     def row(lr, seed, val, test):
         return {"model": "mlstm", "context_length": 64, "num_pairs": 4, "width": 32, "lr": lr, "seed": seed,
-                "val_accuracy": val, "accuracy": test, "vocab_size": 64}
+                "val_accuracy": val, "accuracy": test, "vocab_size": 64, "final_train_loss": 1.0}
 
     rows = [row(1e-3, 0, 0.9, 0.1), row(1e-3, 1, 0.8, 0.2), row(1e-2, 0, 0.5, 1.0), row(1e-2, 1, 0.6, 1.0)]
     best = ex.best_lr_rows(rows)

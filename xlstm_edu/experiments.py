@@ -27,8 +27,9 @@ cosine decay, gradient clipping) and evaluated on fresh data.
   paper's Fig. 14 plots accuracy against the model dimension) x learning rates x seeds. Every run records its
   validation accuracy during training (the learning curve), the test accuracy (argmax over the whole
   vocabulary), the chance level 1/V, the level of guessing one of the stored values 1/pairs, and how often the
-  answer is one of the stored values. The tables pick each model's learning rate by validation accuracy (mean
-  over seeds) and report the test accuracy of that rate.
+  answer is one of the stored values. The learning rates are swept with the first ``mqar_sweep_seeds`` seeds
+  (phase 1); each (model, setting, width) then runs its other seeds at the rate with the best validation
+  accuracy (phase 2), and the tables report the test accuracy at that rate.
 
 Output: a table on stdout and, with ``--json``, a JSON list with one object per run. Every object records the
 command, the code version (``git`` commit, ``-dirty`` with uncommitted package changes) and the load average.
@@ -129,6 +130,9 @@ class Preset:
     mqar_settings: tuple = ((64, 4), (64, 8), (64, 16))  # (context length, key-value pairs)
     mqar_widths: tuple = (32,)  # embedding width, the same for every kind
     mqar_lrs: tuple = (3e-3, 1e-2)
+    # the learning-rate sweep runs with the first mqar_sweep_seeds seeds; the other seeds run at each model's
+    # best rate (chosen on validation data); None: every rate with every seed
+    mqar_sweep_seeds: int | None = 1
     mqar_vocab: int = 64
     mqar_steps: int = 600
     mqar_batch: int = 64
@@ -159,6 +163,8 @@ class Preset:
             MQAR(L, N, self.mqar_vocab)  # raises a clear error for an impossible setting
         for n in self.train_eval_lengths:
             check_positive_int(n, "preset field train_eval_lengths")
+        if self.mqar_sweep_seeds is not None:
+            check_positive_int(self.mqar_sweep_seeds, "preset field mqar_sweep_seeds")
 
 
 PRESETS = {
@@ -406,18 +412,30 @@ def format_table(results: list[dict], key: str = "scaled_accuracy") -> str:
                  note=f"{key} ({what.get(key, 'fraction right')}; mean over seeds, [min, max] when several)")
 
 
-def best_lr_rows(results: list[dict]) -> list[dict]:
-    """MQAR rows of the learning rate that each (model, setting, width) does best with, judged on the
-    validation accuracy (mean over seeds; the test data play no part in the choice)."""
+def best_lrs(results: list[dict]) -> dict:
+    """{(model, context_length, num_pairs, width): the learning rate with the best validation accuracy}, the
+    mean over the seeds that every rate of the group was run with (a tie goes to the lower final training
+    loss). The test data play no part in the choice."""
     groups = {}
     for r in results:
         groups.setdefault((r["model"], r["context_length"], r["num_pairs"], r["width"]), []).append(r)
-    out = []
-    for rows in groups.values():
+    out = {}
+    for key, rows in groups.items():
         lrs = sorted({r["lr"] for r in rows})
-        best = max(lrs, key=lambda lr: np.mean([r["val_accuracy"] for r in rows if r["lr"] == lr]))
-        out += [r for r in rows if r["lr"] == best]
+        shared = set.intersection(*({r["seed"] for r in rows if r["lr"] == lr} for lr in lrs))
+
+        def score(lr):
+            rs = [r for r in rows if r["lr"] == lr and (r["seed"] in shared or not shared)]
+            return (np.mean([r["val_accuracy"] for r in rs]), -np.mean([r["final_train_loss"] for r in rs]))
+
+        out[key] = max(lrs, key=score)
     return out
+
+
+def best_lr_rows(results: list[dict]) -> list[dict]:
+    """The MQAR rows (every seed) of each (model, setting, width) at its best learning rate (``best_lrs``)."""
+    best = best_lrs(results)
+    return [r for r in results if r["lr"] == best[r["model"], r["context_length"], r["num_pairs"], r["width"]]]
 
 
 def format_mqar_table(results: list[dict], key: str = "accuracy") -> str:
@@ -615,8 +633,21 @@ def _worker_init():
     torch.set_num_threads(1)
 
 
+def _run_jobs(jobs, preset: Preset, pool):
+    """Yield the rows of ``jobs`` in job order: one after the other, or from a process pool (the rows that
+    finish early wait for the earlier jobs, so the file and the output keep the job order)."""
+    if pool is None:
+        for job in jobs:
+            yield _job_row(job, preset)
+        return
+    futures = [pool.submit(_job_row, job, preset) for job in jobs]
+    for fut in futures:
+        yield fut.result()
+
+
 def make_jobs(experiment: str, preset: Preset, *, tasks, models, seeds: int) -> list[tuple]:
-    """The list of runs, in the order the results are stored."""
+    """The runs of the first phase: every formal run, and the MQAR learning-rate sweep (every rate with the
+    first ``mqar_sweep_seeds`` seeds, or with all seeds when that is None)."""
     jobs = []
     if experiment in ("formal", "all"):
         for t in tasks:
@@ -625,9 +656,19 @@ def make_jobs(experiment: str, preset: Preset, *, tasks, models, seeds: int) -> 
                 sups.append("last")
             jobs += [("formal", t, sup, m, s) for sup in sups for s in range(seeds) for m in models]
     if experiment in ("mqar", "all"):
+        sweep = seeds if preset.mqar_sweep_seeds is None else min(seeds, preset.mqar_sweep_seeds)
         jobs += [("mqar", tuple(st), w, lr, m, s) for st in preset.mqar_settings for w in preset.mqar_widths
-                 for lr in preset.mqar_lrs for s in range(seeds) for m in models]
+                 for lr in preset.mqar_lrs for s in range(sweep) for m in models]
     return jobs
+
+
+def second_phase_jobs(experiment: str, preset: Preset, rows: list[dict], *, models, seeds: int) -> list[tuple]:
+    """MQAR: the seeds not in the sweep, each (model, setting, width) at its best learning rate so far."""
+    if experiment not in ("mqar", "all") or preset.mqar_sweep_seeds is None or seeds <= preset.mqar_sweep_seeds:
+        return []
+    best = best_lrs([r for r in rows if r["experiment"] == "mqar"])
+    return [("mqar", tuple(st), w, best[m, st[0], st[1], w], m, s) for st in preset.mqar_settings
+            for w in preset.mqar_widths for s in range(preset.mqar_sweep_seeds, seeds) for m in models]
 
 
 def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seeds: int = 1, json_path=None,
@@ -665,34 +706,33 @@ def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seed
                           + "".join(f", {k}={v!r}" for k, v in overrides.items()) + ")")
     meta = {"command": command, "code_version": version, "python": platform.python_version(),
             "torch": torch.__version__, "workers": workers}
-    results: list[dict | None] = [None] * len(jobs)
+    results: list[dict] = []
     t_start = time.perf_counter()
-
-    def done(i, row):
-        row.update(meta)
-        results[i] = row
-        if verbose:
-            n = sum(r is not None for r in results)
-            what = row["task"] + (f" d={row['width']} lr={row['lr']:.0e}" if row["experiment"] == "mqar"
-                                  else f" ({row['supervision']})")
-            print(f"[{n}/{len(jobs)}] {what:>28s} {row['model']:>6s} seed {row['seed']}: accuracy "
-                  f"{row['accuracy']:.3f}  ({row['params']:,} params, train {row['train_s']:.0f} s, "
-                  f"total {time.perf_counter() - t_start:.0f} s)", flush=True)
-        if path:
-            write_json_atomic(path, [r for r in results if r is not None])
-
-    if workers == 1:
-        for i, job in enumerate(jobs):
-            done(i, _job_row(job, p))
-    else:
+    pool = None
+    if workers > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-            futures = {pool.submit(_job_row, job, p): i for i, job in enumerate(jobs)}
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result())
-    results = [r for r in results if r is not None]
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_init)
+    try:
+        for phase in (1, 2):
+            if phase == 2:
+                jobs = second_phase_jobs(experiment, p, results, models=models, seeds=seeds)
+            rows = _run_jobs(jobs, p, pool)
+            for i, row in enumerate(rows):
+                row.update(meta)
+                results.append(row)
+                if verbose:
+                    what = row["task"] + (f" d={row['width']} lr={row['lr']:.0e}" if row["experiment"] == "mqar"
+                                          else f" ({row['supervision']})")
+                    print(f"[phase {phase}: {i + 1}/{len(jobs)}] {what:>28s} {row['model']:>6s} seed {row['seed']}: "
+                          f"accuracy {row['accuracy']:.3f}  ({row['params']:,} params, train {row['train_s']:.0f} s, "
+                          f"total {time.perf_counter() - t_start:.0f} s)", flush=True)
+                if path:
+                    write_json_atomic(path, results)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     if verbose:
         formal = [r for r in results if r["experiment"] == "formal"]
         if formal:
