@@ -1,12 +1,13 @@
-"""The course machinery: the student edition, the exercise conventions of every notebook, the HTML command.
+"""The course machinery: the student edition, the exercise conventions of every notebook, the list/student/html
+commands and their errors, the offline HTML edition.
 
-The solution edition passing every checker is asserted by tests/test_notebooks.py, which executes all notebooks.
+The solution edition passing every checker is asserted by tests/test_notebooks.py, the student edition running
+without an error and failing every checker by tests/test_student_edition.py.
 """
 
-import os
+import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,10 +15,12 @@ nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbconvert")
 
 from xlstm_edu import course  # noqa: E402
+from xlstm_edu.paths import notebooks_dir  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = course.notebook_paths(ROOT / "notebooks")
-SKIP_NB = pytest.mark.skipif(os.environ.get("XLSTM_EDU_SKIP_NOTEBOOKS") == "1", reason="XLSTM_EDU_SKIP_NOTEBOOKS=1")
+NOTEBOOKS = course.notebook_paths(notebooks_dir())
+# notebooks whose exercises are still numbered 1, 2, ... instead of N.k (their owners convert them; the lead
+# empties this list when they land)
+NOT_YET_NUMBERED = {"05_matrix_memory", "06_parallel_mlstm", "07_chunkwise_mlstm", "08_bug_museum", "10_training"}
 
 
 def tags(cell):
@@ -26,7 +29,7 @@ def tags(cell):
 
 # --- the marker replacement -------------------------------------------------------------------------------------
 
-def test_strip_keeps_def_line_and_indentation():
+def test_strip_inside_a_function_raises():
     src = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"
     out = course.strip_solution_source(src, "1.2")
     assert out == 'def f(x):\n    y = 1\n    raise NotImplementedError("exercise 1.2: your code here")'
@@ -36,16 +39,33 @@ def test_strip_keeps_def_line_and_indentation():
         ns["f"](1)
 
 
-def test_strip_several_regions_and_code_after_end():
-    src = ("answer = None\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\n"
-           "class A:\n    def g(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION\n"
-           "print('after')")
+def test_strip_at_top_level_leaves_the_placeholder():
+    src = "answer = None  # your answer\n### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION\nprint(answer)"
     out = course.strip_solution_source(src, "3.1")
-    assert "42" not in out and "return 1" not in out and "print('after')" in out
-    assert out.count("NotImplementedError") == 2
-    assert '        raise NotImplementedError("exercise 3.1' in out
+    assert out == "answer = None  # your answer\n# exercise 3.1: your code here\nprint(answer)"
+    ns = {}
+    exec(compile(out, "<cell>", "exec"), ns)  # runs: no NotImplementedError at the top level
+    assert ns["answer"] is None
+
+
+def test_strip_inside_a_top_level_block_and_nested_function():
+    src = ("total = 0\nfor t in range(3):\n    ### BEGIN SOLUTION\n    total += t\n    ### END SOLUTION\n"
+           "class A:\n    def g(self):\n        for i in range(2):\n            ### BEGIN SOLUTION\n"
+           "            return i\n            ### END SOLUTION\n")
+    out = course.strip_solution_source(src, "4.2")
+    assert "    pass  # exercise 4.2: your code here" in out
+    assert '            raise NotImplementedError("exercise 4.2: your code here")' in out
+    ns = {}
+    exec(compile(out, "<cell>", "exec"), ns)
+    assert ns["total"] == 0
     with pytest.raises(NotImplementedError):
-        exec(compile(out, "<cell>", "exec"), {})
+        ns["A"]().g()
+
+
+def test_strip_function_with_a_multiline_signature():
+    src = "def f(a,\n      b):\n    ### BEGIN SOLUTION\n    return a + b\n    ### END SOLUTION\n"
+    out = course.strip_solution_source(src, "2.1")
+    assert out.endswith('    raise NotImplementedError("exercise 2.1: your code here")')
 
 
 @pytest.mark.parametrize("src", ["### BEGIN SOLUTION\nx = 1\n",
@@ -61,9 +81,13 @@ def _toy_notebook():
     nb.metadata["xlstm_edu"] = {"chapter": 7, "title": "Toy", "minutes": 5}
     sol = nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION")
     sol.metadata["tags"] = ["solution"]
-    chk = nbformat.v4.new_code_cell("from xlstm_edu.exercises import check\ncheck('f', f(2), 4)")
+    chk = nbformat.v4.new_code_cell("from xlstm_edu.exercises import check\ncheck('f', lambda: f(2), 4)")
     chk.metadata["tags"] = ["checker"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# A toy chapter\nText."), sol, chk]
+    q = nbformat.v4.new_markdown_cell("**Question 7.a** — why?")
+    q.metadata["tags"] = ["question"]
+    a = nbformat.v4.new_markdown_cell("Because of eq. 2.")
+    a.metadata["tags"] = ["answer"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A toy chapter\n### Exercise 7.1 — double it"), sol, chk, q, a]
     return nb
 
 
@@ -71,10 +95,12 @@ def test_student_notebook_on_a_toy():
     nb = _toy_notebook()
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="✅ f: exact\n")]
     student = course.student_notebook(nb, chapter=7)
-    assert "return 2 * x" in nb.cells[1].source  # the original is left alone
+    assert "return 2 * x" in nb.cells[1].source and nb.cells[4].source == "Because of eq. 2."  # original kept
     assert student.cells[1].source == 'def f(x):\n    raise NotImplementedError("exercise 7.1: your code here")'
     assert student.cells[0].source == nb.cells[0].source and student.cells[2].source == nb.cells[2].source
     assert student.cells[2].outputs == []
+    assert student.cells[3].source == nb.cells[3].source
+    assert "Your answer" in student.cells[4].source and "eq. 2" not in student.cells[4].source
 
 
 def test_solution_cell_without_marker_is_an_error():
@@ -84,7 +110,9 @@ def test_solution_cell_without_marker_is_an_error():
         course.student_notebook(nb)
 
 
-def test_list_falls_back_to_first_heading(tmp_path):
+# --- the commands, in-process --------------------------------------------------------------------------------
+
+def test_list_falls_back_to_first_heading(tmp_path, capsys):
     nb = _toy_notebook()
     nbformat.write(nb, tmp_path / "07_toy.ipynb")
     del nb.metadata["xlstm_edu"]
@@ -92,9 +120,51 @@ def test_list_falls_back_to_first_heading(tmp_path):
     rows = course.chapters(tmp_path)
     assert rows[0] == {"chapter": 7, "title": "Toy", "minutes": 5, "file": "07_toy.ipynb"}
     assert rows[1] == {"chapter": 8, "title": "A toy chapter", "minutes": None, "file": "08_other.ipynb"}
-    out = subprocess.run([sys.executable, "-m", "xlstm_edu.course", "--dir", str(tmp_path), "list"],
-                         capture_output=True, text=True, check=True).stdout
+    assert course.main(["--dir", str(tmp_path), "list"]) == 0
+    out = capsys.readouterr().out
     assert "Toy" in out and "A toy chapter" in out and "5 min" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--dir", "{missing}", "list"], "does not exist"),
+    (["--dir", "{empty}", "list"], "no course notebooks"),
+    (["--dir", "{src}", "html", "--only", "99", "--out", "{tmp}/html"], "matches no notebook"),
+    (["--dir", "{src}", "student", "--out", "{src}"], "would overwrite the course"),
+    (["--dir", "{src}", "student", "--out", "{src}/inner"], "would overwrite the course"),
+    (["--dir", "{missing}", "student", "--out", "{tmp}/s"], "does not exist"),
+])
+def test_command_errors_exit_2(tmp_path, capsys, argv, message):
+    src, empty = tmp_path / "nbs", tmp_path / "empty"
+    src.mkdir()
+    empty.mkdir()
+    nbformat.write(_toy_notebook(), src / "07_toy.ipynb")
+    before = (src / "07_toy.ipynb").read_bytes()
+    argv = [a.format(missing=tmp_path / "missing", empty=empty, src=src, tmp=tmp_path) for a in argv]
+    assert course.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert (src / "07_toy.ipynb").read_bytes() == before  # the course is untouched
+    assert not (src / "inner").exists() and not (tmp_path / "html").exists()
+
+
+def test_student_refuses_the_course_folder_itself(tmp_path, monkeypatch, capsys):
+    """The default notebooks folder (from the working directory) is protected too."""
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    nbformat.write(_toy_notebook(), nbs / "07_toy.ipynb")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XLSTM_EDU_HOME", raising=False)
+    assert course.main(["student", "--out", "notebooks"]) == 2
+    assert "would overwrite" in capsys.readouterr().err
+    assert course.main(["student", "--out", "build/student"]) == 0
+    assert (tmp_path / "build" / "student" / "07_toy.ipynb").exists()
+
+
+def test_cli_smoke_subprocess(tmp_path):
+    """One real subprocess: the module runs as a command and reports errors as `error:` with exit 2."""
+    res = subprocess.run([sys.executable, "-m", "xlstm_edu.course", "--dir", str(tmp_path / "missing"), "list"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
 
 
 # --- every notebook in notebooks/ -------------------------------------------------------------------------------
@@ -119,14 +189,29 @@ def test_exercise_conventions(path):
         assert nxt is not None and nxt.cell_type == "code" and "checker" in tags(nxt), \
             f"{path.name}, cell {i}: a solution cell must be followed by a cell tagged 'checker'"
         assert "check" in nxt.source, f"{path.name}, cell {i + 1}: the checker cell calls no checker"
+    answers = [i for i, c in enumerate(nb.cells) if "answer" in tags(c)]
+    for i in answers:
+        assert nb.cells[i].cell_type == "markdown" and i > 0 and "question" in tags(nb.cells[i - 1]), \
+            f"{path.name}, cell {i}: an 'answer' cell must be markdown and follow a 'question' cell"
+
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(
+    p.stem in NOT_YET_NUMBERED, strict=True, reason="exercises not yet numbered N.k")) for p in NOTEBOOKS],
+    ids=[p.stem for p in NOTEBOOKS])
+def test_exercise_numbers_agree_with_the_stubs(path):
+    """The headings ``### Exercise N.k`` are N.1, N.2, ... in order, one per solution cell: the numbers the
+    student edition writes into the stubs."""
+    nb = nbformat.read(path, as_version=4)
+    chapter = course.chapter_info(nb, path)["chapter"]
+    assert course.exercise_headings(nb) == course.solution_numbers(nb, chapter), path.name
 
 
 def test_student_edition(tmp_path):
-    """No solution is left; stubbed cells compile and raise; every other cell is unchanged; outputs are cleared."""
+    """No solution or model answer is left; stubbed cells compile; every other cell is unchanged; outputs are
+    cleared."""
     out = tmp_path / "student"
-    subprocess.run([sys.executable, "-m", "xlstm_edu.course", "student", "--out", str(out)],
-                   check=True, capture_output=True, text=True, cwd=ROOT)
-    assert sorted(p.name for p in out.glob("*.ipynb")) == [p.name for p in NOTEBOOKS]
+    written = course.build_student(out, notebooks_dir())
+    assert sorted(p.name for p in written) == [p.name for p in NOTEBOOKS]
     for path in NOTEBOOKS:
         orig = nbformat.read(path, as_version=4)
         stud = nbformat.read(out / path.name, as_version=4)
@@ -138,49 +223,71 @@ def test_student_edition(tmp_path):
                 assert b.outputs == [], where
             if a.cell_type == "code" and "solution" in tags(a):
                 n_regions = a.source.count(course.BEGIN)
-                assert b.source.count("raise NotImplementedError(") == n_regions, where
-                code = compile(b.source.replace("%matplotlib inline", ""), where, "exec")  # compiles
-                assert code is not None
+                stubs = re.findall(r"exercise \d+\.\d+: your code here", b.source)
+                assert len(stubs) == n_regions, where
+                compile(b.source.replace("%matplotlib inline", ""), where, "exec")  # SyntaxError fails the test
                 # everything outside the solution regions is kept, line by line and in order
-                kept = [ln for ln in b.source.splitlines() if "raise NotImplementedError(\"exercise" not in ln]
-                orig_lines = a.source.splitlines()
-                it = iter(orig_lines)
+                kept = [ln for ln in b.source.splitlines() if "your code here" not in ln]
+                it = iter(a.source.splitlines())
                 assert all(any(ln == o for o in it) for ln in kept), f"{where}: lines outside the markers changed"
+            elif a.cell_type == "markdown" and "answer" in tags(a):
+                assert b.source == course.ANSWER_STUB, where
             else:
-                assert a.source == b.source, f"{where}: a non-solution cell changed"
+                assert a.source == b.source, f"{where}: a cell that is neither solution nor answer changed"
 
 
-@pytest.mark.notebook
-@SKIP_NB
-def test_student_edition_of_chapter_0_gives_nothing_away(tmp_path):
-    """Executed with errors allowed, the student edition of chapter 0 raises NotImplementedError and no checker
-    passes: the learner really has to write the code."""
-    import nbclient
+# --- the HTML edition ------------------------------------------------------------------------------------------
 
-    path = ROOT / "notebooks" / "00_start_here.ipynb"
-    if not path.exists():
-        pytest.skip("chapter 0 not written yet")
-    nb = course.student_notebook(nbformat.read(path, as_version=4), chapter=0)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}}).execute()
-    errors = [o["ename"] for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert "NotImplementedError" in errors
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code" and "checker" in tags(c):
-            text = "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
-            assert "✅" not in text, f"cell {i}: a checker passed in the student edition:\n{text}"
+SCRIPT_URL = re.compile(r"""<script[^>]*\bsrc=["']?(https?:)?//""", re.I)
+IMPORT_URL = re.compile(r"""import\s*\(?\s*["'](https?:)?//""", re.I)
 
 
-def test_html_command_on_a_small_notebook(tmp_path):
+def _widget_notebook():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Widgets\n$$c_t = f_t c_{t-1} + i_t z_t$$"),
+                nbformat.v4.new_code_cell(
+                    "import ipywidgets as w\nfrom IPython.display import display\n"
+                    "out = w.Output()\nslider = w.IntSlider(value=3, description='steps')\n"
+                    "with out:\n    print('plot for', slider.value, 'steps')\n"
+                    "display(w.VBox([slider, out]))")]
+    return nb
+
+
+def test_html_command_is_offline(tmp_path, capsys):
+    """Execute two toy notebooks (one with a widget); the pages load no script from the network, MathJax comes
+    from the copy next to them, and the widget shows what it showed when the notebook ran."""
     src = tmp_path / "nbs"
     src.mkdir()
-    nb = _toy_notebook()
-    nbformat.write(nb, src / "07_toy.ipynb")
+    nbformat.write(_toy_notebook(), src / "07_toy.ipynb")
+    nbformat.write(_widget_notebook(), src / "08_widgets.ipynb")
     out = tmp_path / "html"
-    res = subprocess.run([sys.executable, "-m", "xlstm_edu.course", "--dir", str(src), "html", "--out", str(out),
-                          "--fast"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
+    assert course.main(["--dir", str(src), "html", "--out", str(out), "--fast", "--cell-timeout", "120"]) == 0
     page = (out / "07_toy.html").read_text(encoding="utf-8")
     assert "<html" in page and "A toy chapter" in page
     assert "✅ f: exact" in page  # executed: the checker's output is in the page
     assert "07_toy.html" in (out / "index.html").read_text(encoding="utf-8")
+    if course.mathjax_source() is not None:
+        assert (out / "_static" / "mathjax" / "MathJax.js").exists()
+        assert 'src="_static/mathjax/MathJax.js?config=' in page
+    for name in ("07_toy.html", "08_widgets.html"):
+        text = (out / name).read_text(encoding="utf-8")
+        if course.mathjax_source() is not None:
+            assert not SCRIPT_URL.search(text), f"{name} loads a script from the network"
+        else:
+            assert [m.group(0) for m in SCRIPT_URL.finditer(text)] == ['<script src="https://']  # MathJax only
+        assert not IMPORT_URL.search(text), f"{name} imports a module from the network"
+    widgets = (out / "08_widgets.html").read_text(encoding="utf-8")
+    assert "plot for 3 steps" in widgets and "steps = 3" in widgets
+    assert "widget-state+json" not in widgets
+
+
+def test_static_widgets_without_state_keeps_other_outputs():
+    nb = _widget_notebook()
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="hello\n"),
+                           nbformat.v4.new_output("display_data", data={
+                               course.WIDGET_VIEW: {"model_id": "abc", "version_major": 2, "version_minor": 0},
+                               "text/plain": "VBox(...)"})]
+    assert course.static_widgets(nb) == 1
+    assert nb.cells[1].outputs[0]["text"] == "hello\n"
+    assert "Interactive controls" in nb.cells[1].outputs[1]["data"]["text/html"]
+
