@@ -12,7 +12,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlstm_edu.exercises.core import Verdict, _emit, call_learner, check, combine, exercise, raised_verdict
+from xlstm_edu.exercises.core import (
+    Verdict,
+    _emit,
+    check,
+    combine,
+    describe_exception,
+    exercise,
+    raised_verdict,
+    unsolved_verdict,
+)
+
+
+def call_learner(name, fn, *args, hint=None, quiet=False):
+    """``(fn(*args), None)``, or ``(None, verdict)`` when ``fn`` is a placeholder, raises NotImplementedError
+    ("not solved yet") or raises anything else (❌ naming the exception, no traceback)."""
+    if fn is None or fn is Ellipsis:
+        return None, _emit(unsolved_verdict(name, hint, f"got {fn!r}"), quiet)
+    if not callable(fn):
+        return None, _emit(raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint), quiet)
+    try:
+        return fn(*args), None  # None can be a right answer here (12.5), so it is not read as "unsolved"
+    except NotImplementedError as exc:
+        return None, _emit(unsolved_verdict(name, hint, str(exc)), quiet)
+    except Exception as exc:  # noqa: BLE001 -- any error in the learner's code becomes a verdict
+        return None, _emit(raised_verdict(name, f"your code raised {describe_exception(exc)}", hint), quiet)
 
 
 @exercise("12.1")
