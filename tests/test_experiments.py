@@ -228,7 +228,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="mqar_lrs"):
         ex.run("mqar", preset="smoke", mqar_lrs=())
     with pytest.raises(ValueError, match="context_length"):
-        ex.run("mqar", preset="smoke", mqar_settings=((16, 8),))
+        ex.run("mqar", preset="smoke", mqar_grid=((16, 8, 32),))
+    with pytest.raises(ValueError, match="mqar_grid"):
+        ex.run("mqar", preset="smoke", mqar_grid=((64, 4),))
     assert ex.main(["formal", "--models", "rnn", "--preset", "smoke"]) == 2
     with pytest.raises(ValueError, match="task"):
         ex.evaluate_mqar(lambda x: x, get_task("parity"))
@@ -290,3 +292,39 @@ def test_readme_block_matches_the_committed_results():
     text = (home() / "README.md").read_text()
     block = text.split(ex.README_BEGIN, 1)[1].split(ex.README_END, 1)[0]
     assert block.strip() == ex.readme_block().strip()
+
+
+def test_plots_draw_every_seed(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xlstm_edu import experiment_plots as xp
+
+    rng = np.random.default_rng(0)
+    formal = [{"task": t, "model": m, "seed": s, "supervision": sup, "scaled_accuracy": float(rng.uniform()),
+               "train_range_scaled": 1.0, "per_length": {"41": 0.9, "256": 0.5}, "train_range_per_length": {"10": 1.0},
+               "params": 10} for t, sup in [("parity", "all"), ("parity", "last"), ("majority", "all")]
+              for m in ex.MODEL_KINDS for s in range(3)]
+    fig = xp.plot_formal(formal)
+    ax = fig.axes[0]
+    dots = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    assert sum(len(ln.get_xdata()) for ln in dots) == len(formal)  # one dot per seed
+    assert len(ax.patches) == 3 * 5  # one bar per (task, model)
+    xp.plot_formal_lengths(formal)
+    mqar = []
+    for L, N, w in ((64, 4, 32), (64, 16, 32), (64, 16, 64)):
+        for m in ex.MODEL_KINDS:
+            for s, lr in [(0, 1e-3), (0, 1e-2), (1, 1e-2), (2, 1e-2)]:
+                acc = float(rng.uniform())
+                mqar.append({"model": m, "seed": s, "lr": lr, "context_length": L, "num_pairs": N, "width": w,
+                             "vocab_size": 64, "accuracy": acc, "val_accuracy": acc if lr == 1e-2 else 0.0,
+                             "in_context": 1.0, "final_train_loss": 1.0,
+                             "curve": [[0, 0.0, 0.0, 4.0], [100, 5.0, acc, 1.0]]})
+    fig = xp.plot_mqar_capacity(mqar)
+    assert [a.get_xlabel() for a in fig.axes] == ["key-value pairs", "embedding width"]
+    dots = [ln for ln in fig.axes[0].lines if ln.get_marker() == "o"]
+    assert sum(len(ln.get_xdata()) for ln in dots) == 2 * 5 * 3  # 2 settings x 5 models x 3 seeds at the best lr
+    xp.plot_mqar_curves(mqar, 64, 16, 32)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

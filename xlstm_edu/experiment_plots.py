@@ -4,7 +4,7 @@
   seeds, each seed a dot; the paper's statement (``experiments.PAPER_SAYS``) marked above the bars where it
   makes one (▲ solves, ▼ fails).
 * ``plot_formal_lengths(rows)`` — accuracy against the string length, inside and beyond the training range.
-* ``plot_mqar_capacity(rows)`` — accuracy against the number of key-value pairs, one panel per width, at each
+* ``plot_mqar_capacity(rows)`` — accuracy against the number of key-value pairs and against the width, at each
   model's best learning rate; the levels 1/V (chance) and 1/pairs (guessing a stored value) drawn in.
 * ``plot_mqar_curves(rows, context_length, num_pairs, width)`` — validation accuracy during training, against
   the step and against the training time: how far each model is at which budget.
@@ -110,33 +110,53 @@ def plot_formal_lengths(rows: list[dict], *, supervision: str = "all"):
     return fig
 
 
+def _mqar_panels(best):
+    """Panels of the capacity sweep: accuracy against the pairs at each (context, width) with several pair
+    counts, and against the width at each (context, pairs) with several widths."""
+    cells = {(r["context_length"], r["num_pairs"], r["width"]) for r in best}
+    panels = []
+    for L, w in sorted({(L, w) for L, _, w in cells}):
+        xs = sorted(N for L2, N, w2 in cells if (L2, w2) == (L, w))
+        if len(xs) > 1:
+            panels.append(("num_pairs", xs, {"context_length": L, "width": w}, f"context {L}, width {w}"))
+    for L, N in sorted({(L, N) for L, N, _ in cells}):
+        xs = sorted(w for L2, N2, w in cells if (L2, N2) == (L, N))
+        if len(xs) > 1:
+            panels.append(("width", xs, {"context_length": L, "num_pairs": N}, f"context {L}, {N} pairs"))
+    if not panels:  # a single setting
+        L, N, w = sorted(cells)[0]
+        panels.append(("num_pairs", [N], {"context_length": L, "width": w}, f"context {L}, width {w}"))
+    return panels
+
+
 def plot_mqar_capacity(rows: list[dict], key: str = "accuracy"):
-    """Test accuracy against the number of key-value pairs, one panel per (context length, width), at each
-    model's best learning rate: mean over seeds (line) and each seed (dots); dashed: 1/pairs (guessing one of
-    the stored values), dotted: 1/V (chance)."""
+    """Test accuracy against the number of key-value pairs (at a fixed width) and against the width (at a fixed
+    number of pairs), each model at its best learning rate: mean over seeds (line) and each seed (dots);
+    dashed: 1/pairs (guessing one of the stored values), dotted: 1/V (chance)."""
     colors = _colors()
     best = best_lr_rows(rows)
-    panels = list(dict.fromkeys((r["context_length"], r["width"]) for r in best))
-    fig, axes = _new(1, len(panels), 4.4 * len(panels), 3.6)
-    for ax, (L, w) in zip(axes[0], panels):
-        rs = [r for r in best if r["context_length"] == L and r["width"] == w]
-        pairs = sorted({r["num_pairs"] for r in rs})
+    panels = _mqar_panels(best)
+    fig, axes = _new(1, len(panels), 4.6 * len(panels), 3.7)
+    for ax, (xkey, xs, fixed, title) in zip(axes[0], panels):
+        rs = [r for r in best if all(r[k] == v for k, v in fixed.items())]
         for j, m in enumerate(_models_in(rs)):
             means = []
-            for N in pairs:
-                v = [r[key] for r in rs if r["model"] == m and r["num_pairs"] == N]
+            for x in xs:
+                v = [r[key] for r in rs if r["model"] == m and r[xkey] == x]
                 means.append(np.mean(v) if v else np.nan)
-                dx = (j - 2) * 0.03 * N  # side by side on the log axis
-                ax.plot([N + dx] * len(v), v, "o", color=colors[m], ms=4, mec="black", mew=0.4)
-            ax.plot(pairs, means, "-", color=colors[m], label=LABEL.get(m, m), lw=1.5)
-        ax.plot(pairs, [1 / N for N in pairs], "k--", lw=1, label="1/pairs: guessing a stored value")
+                dx = 1 + (j - 2) * 0.04  # side by side on the log axis
+                ax.plot([x * dx] * len(v), v, "o", color=colors[m], ms=4, mec="black", mew=0.4)
+            ax.plot(xs, means, "-", color=colors[m], label=LABEL.get(m, m), lw=1.5)
+        levels = [1 / (x if xkey == "num_pairs" else fixed["num_pairs"]) for x in xs]
+        ax.plot(xs, levels, "k--", lw=1, label="1/pairs: guessing a stored value")
         V = rs[0]["vocab_size"]
         ax.axhline(1 / V, color="black", ls=":", lw=1, label=f"1/V = 1/{V}: chance")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(pairs, [str(N) for N in pairs])
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.minorticks_off()
         ax.set_ylim(0, 1.05)
-        ax.set_xlabel("key-value pairs")
-        ax.set_title(f"context {L}, width {w}")
+        ax.set_xlabel("key-value pairs" if xkey == "num_pairs" else "embedding width")
+        ax.set_title(title)
     axes[0][0].set_ylabel({"accuracy": "test accuracy", "in_context": "answers that are stored values"}.get(key, key))
     _legend(fig, axes[0], ncol=4)
     fig.tight_layout(rect=(0, 0.14, 1, 1))

@@ -127,8 +127,9 @@ class Preset:
     eval_lengths: int = 8  # lengths spread over 41-256
     eval_per_length: int = 64
     # ---- MQAR
-    mqar_settings: tuple = ((64, 4), (64, 8), (64, 16))  # (context length, key-value pairs)
-    mqar_widths: tuple = (32,)  # embedding width, the same for every kind
+    # (context length, key-value pairs, embedding width): a capacity sweep over the pairs at width 32 and over
+    # the width at 16 pairs (the width is the same for every kind, as in the paper's Fig. 14)
+    mqar_grid: tuple = ((64, 4, 32), (64, 8, 32), (64, 16, 32), (64, 16, 16), (64, 16, 64))
     mqar_lrs: tuple = (3e-3, 1e-2)
     # the learning-rate sweep runs with the first mqar_sweep_seeds seeds; the other seeds run at each model's
     # best rate (chosen on validation data); None: every rate with every seed
@@ -155,11 +156,15 @@ class Preset:
         check_choice(self.formal_supervision, "preset field formal_supervision", SUPERVISION)
         for t in (*self.formal_tasks, *self.formal_last_tasks):
             check_choice(t, "preset task", TASKS)
-        if not self.mqar_settings or not self.mqar_widths:
-            raise ValueError("preset fields mqar_settings and mqar_widths: expected at least one entry each")
-        for w in self.mqar_widths:
-            check_positive_int(w, "preset field mqar_widths")
-        for L, N in self.mqar_settings:
+        try:
+            grid = [tuple(int(v) for v in g) for g in self.mqar_grid]
+        except (TypeError, ValueError):
+            grid = None
+        if not grid or any(len(g) != 3 for g in grid):
+            raise ValueError(f"preset field mqar_grid: expected (context_length, num_pairs, width) triples, "
+                             f"got {self.mqar_grid!r}")
+        for L, N, w in grid:
+            check_positive_int(w, "preset field mqar_grid width")
             MQAR(L, N, self.mqar_vocab)  # raises a clear error for an impossible setting
         for n in self.train_eval_lengths:
             check_positive_int(n, "preset field train_eval_lengths")
@@ -171,11 +176,11 @@ PRESETS = {
     # for tests: a handful of steps, tiny evaluation; shows that the pipeline runs, not what the models learn
     "smoke": Preset("smoke", formal_dims={k: 16 for k in MODEL_KINDS}, formal_tasks=("parity",), formal_steps=3,
                     formal_batch=8, train_eval_lengths=(10,), eval_lengths=2, eval_per_length=4, warmup_steps=1,
-                    mqar_settings=((32, 4),), mqar_widths=(16,), mqar_lrs=(3e-3,), mqar_vocab=32, mqar_steps=3,
+                    mqar_grid=((32, 4, 16),), mqar_lrs=(3e-3,), mqar_vocab=32, mqar_steps=3,
                     mqar_batch=8, mqar_eval_every=2, mqar_val=8, mqar_test=8),
     # parity and one MQAR setting, five models: a few minutes (the notebook runs parts of it)
     "quick": Preset("quick", formal_tasks=("parity",), formal_steps=300, formal_last_tasks=(),
-                    eval_lengths=4, eval_per_length=32, mqar_settings=((64, 4),), mqar_lrs=(1e-2,),
+                    eval_lengths=4, eval_per_length=32, mqar_grid=((64, 4, 32),), mqar_lrs=(1e-2,),
                     mqar_steps=300, mqar_val=64, mqar_test=128),
     # what results/ holds (see the module docstring and the notebook for the commands and their run times)
     "cpu": Preset("cpu"),
@@ -303,10 +308,10 @@ def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset, supervi
     task = get_task(task_name)
     model = build(kind, task.vocab_size, TEST_LENGTHS[1], preset, seed)
     gen = FormalGenerator(task, seed=seed, supervision=supervision)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fit(model, gen.get_batch(preset.formal_batch), steps=preset.formal_steps, lr=preset.formal_lr,
                  preset=preset, seed=seed)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     ev = evaluate_formal(model, task, lengths=eval_lengths(preset.eval_lengths), per_length=preset.eval_per_length,
                          seed=TEST_SEED + seed)
@@ -320,6 +325,7 @@ def run_formal_one(task_name: str, kind: str, seed: int, preset: Preset, supervi
             "train_lengths": [1, 40], "test_lengths": [min(ev["per_length"]), max(ev["per_length"])],
             "lr": preset.formal_lr, "params": int(model.num_params()), "steps": int(result["step"]),
             "batch_size": preset.formal_batch, "final_train_loss": _final_loss(result), "train_s": round(train_s, 2),
+            "train_cpu_s": round(train_cpu_s, 2),
             "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
 
 
@@ -331,10 +337,10 @@ def run_mqar_one(setting, width: int, lr: float, kind: str, seed: int, preset: P
     def curve_point(m, step):
         return {"val_accuracy": evaluate_mqar(m, task, num=preset.mqar_val, seed=VAL_SEED, split="val")["accuracy"]}
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = fit(model, task.get_batch(preset.mqar_batch, seed=seed), steps=preset.mqar_steps, lr=lr, preset=preset,
                  seed=seed, eval_every=preset.mqar_eval_every, eval_fn=curve_point)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     t0 = time.perf_counter()
     ev = evaluate_mqar(model, task, num=preset.mqar_test, seed=TEST_SEED)
     curve = [[int(h["step"]), round(float(h["train_time_s"]), 2), round(float(h["val_accuracy"]), 4),
@@ -346,7 +352,8 @@ def run_mqar_one(setting, width: int, lr: float, kind: str, seed: int, preset: P
             "scaled_accuracy": ev["scaled_accuracy"], "params": int(model.num_params()),
             "steps": int(result["step"]), "batch_size": preset.mqar_batch, "final_train_loss": _final_loss(result),
             "curve_columns": ["step", "train_time_s", "val_accuracy", "train_loss"], "curve": curve,
-            "train_s": round(train_s, 2), "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
+            "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
+            "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
 
 
 def code_version() -> str | None:
@@ -657,7 +664,7 @@ def make_jobs(experiment: str, preset: Preset, *, tasks, models, seeds: int) -> 
             jobs += [("formal", t, sup, m, s) for sup in sups for s in range(seeds) for m in models]
     if experiment in ("mqar", "all"):
         sweep = seeds if preset.mqar_sweep_seeds is None else min(seeds, preset.mqar_sweep_seeds)
-        jobs += [("mqar", tuple(st), w, lr, m, s) for st in preset.mqar_settings for w in preset.mqar_widths
+        jobs += [("mqar", (L, N), w, lr, m, s) for L, N, w in preset.mqar_grid
                  for lr in preset.mqar_lrs for s in range(sweep) for m in models]
     return jobs
 
@@ -667,8 +674,8 @@ def second_phase_jobs(experiment: str, preset: Preset, rows: list[dict], *, mode
     if experiment not in ("mqar", "all") or preset.mqar_sweep_seeds is None or seeds <= preset.mqar_sweep_seeds:
         return []
     best = best_lrs([r for r in rows if r["experiment"] == "mqar"])
-    return [("mqar", tuple(st), w, best[m, st[0], st[1], w], m, s) for st in preset.mqar_settings
-            for w in preset.mqar_widths for s in range(preset.mqar_sweep_seeds, seeds) for m in models]
+    return [("mqar", (L, N), w, best[m, L, N, w], m, s) for L, N, w in preset.mqar_grid
+            for s in range(preset.mqar_sweep_seeds, seeds) for m in models]
 
 
 def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seeds: int = 1, json_path=None,
