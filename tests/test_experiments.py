@@ -269,7 +269,7 @@ def test_report_and_readme_block(tmp_path):
     assert "Not yet run: `results/absent.json`" in text and "| parity (last) |" in text
     mqar_path.write_text(json.dumps([r for r in rows if r["experiment"] == "mqar"]))
     text = ex.readme_block(formal_path, mqar_path)
-    assert "Not yet run" not in text and "| (32, 4), d=16 | 0.031 / 0.25 |" in text and "code version" in text
+    assert "Not yet run" not in text and "| (32, 4), d=16 | 0.031 / 0.250 |" in text and "code version" in text
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{ex.README_BEGIN}\nold\n{ex.README_END}\noutro\n")
     assert ex.main(["report", "--formal", str(formal_path), "--mqar", str(mqar_path), "--readme", str(readme)]) == 0

@@ -567,6 +567,7 @@ def markdown_report(formal: list[dict] | None, mqar: list[dict] | None) -> str:
                 cells.append(_cell([r["scaled_accuracy"] for r in rs]) + " / "
                              + _cell([r["train_range_scaled"] for r in rs]))
             rows.append([t] + cells)
+        rows.append(["*the paper, parity (Fig. 4)*"] + [f"*{PAPER_SAYS['parity'].get(m, '—')}*" for m in models])
         out += ["Formal languages: scaled accuracy on the test lengths 41–256 / inside the training range "
                 "(lengths 10–40); 0 = chance, 1 = perfect; mean [min, max] over seeds. "
                 "From " + _provenance(formal) + ".", "", _md_table(["task"] + models, rows), ""]
@@ -581,7 +582,8 @@ def markdown_report(formal: list[dict] | None, mqar: list[dict] | None) -> str:
                 rs = [r for r in best if (r["context_length"], r["num_pairs"], r["width"], r["model"]) == (L, N, w, m)]
                 cells.append(_cell([r["accuracy"] for r in rs]) + (f" (lr {rs[0]['lr']:.0e})" if rs else ""))
             V = next(r["vocab_size"] for r in best if (r["context_length"], r["num_pairs"]) == (L, N))
-            rows.append([f"({L}, {N}), d={w}", f"{1 / V:.3f} / {1 / N:.2f}"] + cells)
+            rows.append([f"({L}, {N}), d={w}", f"{1 / V:.3f} / {1 / N:.3f}"] + cells)
+        rows.append(["*the paper (Fig. 14)*", ""] + [f"*{PAPER_SAYS['mqar'].get(m, '—')}*" for m in models])
         out += ["MQAR: test accuracy at each model's best learning rate (chosen on validation data), mean "
                 "[min, max] over seeds; levels: chance 1/V / guessing one of the stored values 1/pairs. "
                 "From " + _provenance(mqar) + ".", "",
@@ -708,8 +710,9 @@ def run(experiment: str, *, tasks=None, models=MODEL_KINDS, preset="quick", seed
     path = check_output_file(json_path, "--json") if json_path else None
     jobs = make_jobs(experiment, p, tasks=tasks, models=models, seeds=seeds)
     version = code_version()
-    command = command or (f"xlstm_edu.experiments.run({experiment!r}, tasks={tasks!r}, models={models!r}, "
-                          f"preset={preset!r}, seeds={seeds}, workers={workers}"
+    command = command or (f"xlstm_edu.experiments.run({experiment!r}, "
+                          + (f"tasks={tasks!r}, " if experiment != "mqar" else "")
+                          + f"models={models!r}, preset={preset!r}, seeds={seeds}, workers={workers}"
                           + "".join(f", {k}={v!r}" for k, v in overrides.items()) + ")")
     meta = {"command": command, "code_version": version, "python": platform.python_version(),
             "torch": torch.__version__, "workers": workers}
