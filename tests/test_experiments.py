@@ -113,7 +113,7 @@ def test_runner_smoke_writes_json_for_all_models(tmp_path, capsys):
         for key in ("num_pairs", "context_length", "width", "lr", "in_context", "stored_value_level",
                     "val_accuracy", "curve"):
             assert key in r, key
-        assert r["chance"] == 1 / 32 and r["stored_value_level"] == 1 / 4
+        assert r["chance"] == 1 / 32 and r["stored_value_level"] == 1 / 4 and r["in_context_chance"] == 4 / 16
         assert [c[0] for c in r["curve"]] == [0, 2, 3]  # every mqar_eval_every steps and at the end
     out = capsys.readouterr().out
     assert "test lengths 41-256" in out and "inside the training range" in out and "MQAR" in out
@@ -250,13 +250,16 @@ def test_failure_kind():
 
 def test_mqar_outcome_and_steps_to():
     def row(acc, inctx, pairs=4):
-        return {"accuracy": acc, "in_context": inctx, "stored_value_level": 1 / pairs}
+        return {"accuracy": acc, "in_context": inctx, "stored_value_level": 1 / pairs, "in_context_chance": pairs / 32}
 
     assert ex.mqar_outcome(row(0.95, 1.0)) == "recalls"
     assert ex.mqar_outcome(row(0.27, 0.99)) == "guesses a stored value"
     assert ex.mqar_outcome(row(0.6, 0.99)) == "partial recall"
     assert ex.mqar_outcome(row(0.1, 0.98, pairs=16)) == "guesses a stored value"
     assert ex.mqar_outcome(row(0.02, 0.1)) == "format not learned"
+    # 16 of 32 values are stored: answering with any value lands on a stored one half of the time
+    assert ex.mqar_outcome(row(0.03, 0.5, pairs=16)) == "format not learned"
+    assert ex.mqar_outcome(row(0.03, 0.6, pairs=4)) == "guesses a stored value"
     curve = [[0, 0.0, 0.01, 4.0], [100, 5.0, 0.5, 2.0], [200, 10.0, 0.93, 0.3], [300, 15.0, 0.99, 0.1]]
     assert ex.steps_to(curve) == 200 and ex.steps_to(curve, 0.4) == 100 and ex.steps_to(curve, 0.999) is None
 
@@ -318,7 +321,7 @@ def test_plots_draw_every_seed(tmp_path):
                 acc = float(rng.uniform())
                 mqar.append({"model": m, "seed": s, "lr": lr, "context_length": L, "num_pairs": N, "width": w,
                              "vocab_size": 64, "accuracy": acc, "val_accuracy": acc if lr == 1e-2 else 0.0,
-                             "in_context": 1.0, "final_train_loss": 1.0,
+                             "in_context": 1.0, "in_context_chance": 0.1, "final_train_loss": 1.0,
                              "curve": [[0, 0.0, 0.0, 4.0], [100, 5.0, acc, 1.0]]})
     fig = xp.plot_mqar_capacity(mqar)
     assert [a.get_xlabel() for a in fig.axes] == ["key-value pairs", "embedding width"]

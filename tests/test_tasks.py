@@ -244,7 +244,7 @@ def test_mqar_query_slots_follow_zoology_power_law():
 def test_mqar_levels_and_batches():
     t = MQAR(64, 4, 32)
     assert t.num_keys == 15 and t.num_values == 16 and t.value_offset == 16
-    assert t.chance == 1 / 32 and t.stored_value_level == 1 / 4
+    assert t.chance == 1 / 32 and t.stored_value_level == 1 / 4 and t.in_context_chance == 4 / 16
     gb = t.get_batch(3, seed=5)
     x, y = gb("train", 2)
     assert x.shape == (3, 64) and int((y != IGNORE).sum()) == 12

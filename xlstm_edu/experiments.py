@@ -22,9 +22,9 @@ cosine decay, gradient clipping) and evaluated on fresh data.
   so that the parameter counts are comparable. Supervision ``all`` trains on the answer of every prefix (a
   dense signal that a CPU budget can use); the tasks in ``formal_last_tasks`` are trained a second time with
   the paper's supervision ``last`` (the answer after the last symbol only).
-* **MQAR** (``mqar``): sequences generated as in Zoology (``xlstm_edu.tasks.MQAR``); a capacity sweep over
-  settings (context length, key-value pairs) x model widths (the same embedding width for every kind, as the
-  paper's Fig. 14 plots accuracy against the model dimension) x learning rates x seeds. Every run records its
+* **MQAR** (``mqar``): sequences generated as in Zoology (``xlstm_edu.tasks.MQAR``); a capacity sweep over the
+  cells ``mqar_grid`` = (context length, key-value pairs, embedding width) — the same width for every kind, as
+  the paper's Fig. 14 plots accuracy against the model dimension — x learning rates x seeds. Every run records its
   validation accuracy during training (the learning curve), the test accuracy (argmax over the whole
   vocabulary), the chance level 1/V, the level of guessing one of the stored values 1/pairs, and how often the
   answer is one of the stored values. The learning rates are swept with the first ``mqar_sweep_seeds`` seeds
@@ -37,7 +37,7 @@ The JSON file is checked before any work and rewritten (atomically) after every 
 stopped keeps what it did. ``--workers 2`` runs two jobs at a time in separate processes (one thread each).
 
 Presets (``PRESETS``): ``smoke`` (seconds; the tests), ``quick`` (a minute or two; the notebook),
-``cpu`` (what ``results/`` holds; see the notebook ``12_paper_claims`` for the run times). The paper trains
+``cpu`` (what ``results/`` holds; the README gives the run times). The paper trains
 far longer (parity: batch 256, 20k steps; MQAR: 64 epochs of 100k sequences, batch 512); the notebook's
 protocol table lists every difference.
 """
@@ -290,7 +290,8 @@ def evaluate_mqar(model, task: MQAR, *, num: int = 512, seed: int = 0, split: st
         total += int(mask.sum())
     acc = correct / total
     return {"accuracy": acc, "in_context": stored / total, "chance": task.chance,
-            "stored_value_level": task.stored_value_level, "scaled_accuracy": float(_scaled(acc, task.chance))}
+            "stored_value_level": task.stored_value_level, "in_context_chance": task.in_context_chance,
+            "scaled_accuracy": float(_scaled(acc, task.chance))}
 
 
 # ------------------------------------------------------------------------------------------ one run each
@@ -349,6 +350,7 @@ def run_mqar_one(setting, width: int, lr: float, kind: str, seed: int, preset: P
             "context_length": L, "num_pairs": N, "vocab_size": task.vocab_size,
             "accuracy": ev["accuracy"], "val_accuracy": curve[-1][2], "in_context": ev["in_context"],
             "chance": ev["chance"], "stored_value_level": ev["stored_value_level"],
+            "in_context_chance": ev["in_context_chance"],
             "scaled_accuracy": ev["scaled_accuracy"], "params": int(model.num_params()),
             "steps": int(result["step"]), "batch_size": preset.mqar_batch, "final_train_loss": _final_loss(result),
             "curve_columns": ["step", "train_time_s", "val_accuracy", "train_loss"], "curve": curve,
@@ -492,12 +494,13 @@ def failure_kind(row: dict) -> str:
 
 
 def mqar_outcome(row: dict) -> str:
-    """How an MQAR run did: ``"recalls"`` (accuracy at least 0.9), ``"format not learned"`` (fewer than half
-    of its answers are one of the stored values), ``"guesses a stored value"`` (accuracy below twice the level
-    1/pairs of guessing among them) or ``"partial recall"``."""
+    """How an MQAR run did: ``"recalls"`` (accuracy at least 0.9); ``"format not learned"`` (its answers are
+    stored values less than halfway between ``in_context_chance``, where answering with random value tokens
+    lands, and 1); ``"guesses a stored value"`` (accuracy below twice the level 1/pairs of guessing among the
+    stored values); otherwise ``"partial recall"``."""
     if row["accuracy"] >= SOLVED:
         return "recalls"
-    if row["in_context"] < 0.5:
+    if row["in_context"] < (1 + row["in_context_chance"]) / 2:
         return "format not learned"
     if row["accuracy"] < 2 * row["stored_value_level"]:
         return "guesses a stored value"
@@ -517,8 +520,29 @@ REQUIRED_KEYS = {
     "formal": ("task", "model", "seed", "supervision", "scaled_accuracy", "train_range_scaled", "per_length",
                "params", "command", "code_version"),
     "mqar": ("model", "seed", "num_pairs", "context_length", "width", "lr", "accuracy", "val_accuracy",
-             "in_context", "chance", "stored_value_level", "curve", "params", "command", "code_version"),
+             "in_context", "chance", "stored_value_level", "in_context_chance", "curve", "params", "command",
+             "code_version"),
 }
+
+
+def mqar_summary(rows: list[dict]) -> list[str]:
+    """One line per model: at each cell of the sweep (its best learning rate), how many seeds end in each
+    ``mqar_outcome``, and the first step at which every seed had reached 0.9 on the validation data."""
+    best = best_lr_rows(rows)
+    lines = []
+    for m in _models_in(best):
+        parts = []
+        for L, N, w in sorted({(r["context_length"], r["num_pairs"], r["width"]) for r in best if r["model"] == m},
+                              key=lambda c: (c[2], c[1])):
+            rs = [r for r in best if (r["model"], r["context_length"], r["num_pairs"], r["width"]) == (m, L, N, w)]
+            kinds = {}
+            for r in rs:
+                kinds[mqar_outcome(r)] = kinds.get(mqar_outcome(r), 0) + 1
+            reached = [steps_to(r["curve"]) for r in rs]
+            when = f", all by step {max(reached)}" if all(s is not None for s in reached) else ""
+            parts.append(f"({L}, {N}) d={w}: " + ", ".join(f"{k} {n}/{len(rs)}" for k, n in kinds.items()) + when)
+        lines.append(f"{m}: " + "; ".join(parts))
+    return lines
 
 
 def load_results(path, experiment: str | None = None) -> list[dict] | None:
@@ -587,7 +611,9 @@ def markdown_report(formal: list[dict] | None, mqar: list[dict] | None) -> str:
         out += ["MQAR: test accuracy at each model's best learning rate (chosen on validation data), mean "
                 "[min, max] over seeds; levels: chance 1/V / guessing one of the stored values 1/pairs. "
                 "From " + _provenance(mqar) + ".", "",
-                _md_table(["(context, pairs), width", "levels"] + models, rows), ""]
+                _md_table(["(context, pairs), width", "levels"] + models, rows), "",
+                "What each model's seeds did (``mqar_outcome``; first step with every seed at 0.9 validation "
+                "accuracy):", ""] + [f"- {line}" for line in mqar_summary(mqar)] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 

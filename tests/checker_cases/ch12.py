@@ -69,7 +69,7 @@ def kind_swapped(row):  # reads the two accuracies the wrong way round
 def outcome_good(row):
     if row["accuracy"] >= 0.9:
         return "recalls"
-    if row["in_context"] < 0.5:
+    if row["in_context"] < (1 + row["in_context_chance"]) / 2:
         return "format not learned"
     if row["accuracy"] < 2 * row["stored_value_level"]:
         return "guesses a stored value"
@@ -78,6 +78,10 @@ def outcome_good(row):
 
 def outcome_vs_fixed_quarter(row):  # compares with 1/4 whatever the number of pairs
     return outcome_good({**row, "stored_value_level": 0.25})
+
+
+def outcome_fixed_half(row):  # "half of the answers are stored values" whatever the number of pairs
+    return outcome_good({**row, "in_context_chance": 0.0})
 
 
 def outcome_ignores_format(row):
@@ -133,7 +137,8 @@ CASES = {
                                            "strict inequalities at the thresholds": (kind_strict,),
                                            "training range and test lengths swapped": (kind_swapped,)}),
     "12.4": Case(good=(outcome_good,), wrong={"guessing level 1/4 for every number of pairs": (outcome_vs_fixed_quarter,),
-                                              "ignores whether the answers are stored values": (outcome_ignores_format,)}),
+                                              "ignores whether the answers are stored values": (outcome_ignores_format,),
+                                              "in_context compared with 0.5 for every number of pairs": (outcome_fixed_half,)}),
     "12.5": Case(good=(steps_good,), wrong={"returns the row index": (steps_index,),
                                             "strict inequality": (steps_strict,),
                                             "last step instead of None": (steps_last_not_none,),

@@ -107,22 +107,26 @@ def check_failure_kind(failure_kind, *, quiet: bool = False):
     return _labels(name, failure_kind, cases, reference, hint, quiet)
 
 
-MQAR_CASES = [  # (accuracy, in_context, pairs)
+MQAR_CASES = [  # (accuracy, in_context, pairs); 32 values, so in_context_chance = pairs / 32
     (0.99, 1.0, 4), (0.9, 0.95, 16), (0.89, 0.99, 4), (0.27, 1.0, 4), (0.49, 0.98, 4), (0.5, 0.98, 4),
-    (0.12, 0.97, 16), (0.2, 0.9, 16), (0.07, 0.4, 16), (0.02, 0.05, 4), (0.3, 0.49, 4), (0.9, 0.3, 8),
+    (0.12, 0.97, 16), (0.2, 0.9, 16), (0.07, 0.4, 16), (0.02, 0.05, 4), (0.3, 0.5, 4), (0.9, 0.3, 8),
+    (0.03, 0.5, 16), (0.07, 0.7, 16), (0.08, 0.75, 16), (0.2, 0.55, 4), (0.2, 0.57, 4),
 ]
 
 
 @exercise("12.4")
 def check_mqar_outcome(mqar_outcome, *, quiet: bool = False):
     """Exercise 12.4: ``mqar_outcome(row)`` -> "recalls" / "format not learned" / "guesses a stored value" /
-    "partial recall", from ``accuracy``, ``in_context`` and ``stored_value_level`` (1 / pairs)."""
+    "partial recall", from ``accuracy``, ``in_context``, ``in_context_chance`` (pairs / values) and
+    ``stored_value_level`` (1 / pairs)."""
     from xlstm_edu.experiments import mqar_outcome as reference
 
     name = "exercise 12.4: what did the MQAR run learn?"
     hint = ("compare the accuracy with the level of guessing among the stored values (stored_value_level = "
-            "1/pairs), not with 1/V; and ask in_context whether the answers are stored values at all")
-    cases = [{"accuracy": a, "in_context": c, "stored_value_level": 1.0 / n} for a, c, n in MQAR_CASES]
+            "1/pairs), not with 1/V; and ask whether the answers are stored values more often than random value "
+            "tokens would be: in_context below (1 + in_context_chance) / 2 means the format is not learned")
+    cases = [{"accuracy": a, "in_context": c, "in_context_chance": n / 32, "stored_value_level": 1.0 / n}
+             for a, c, n in MQAR_CASES]
     return _labels(name, mqar_outcome, cases, reference, hint, quiet)
 
 

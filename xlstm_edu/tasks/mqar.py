@@ -21,7 +21,8 @@ The placement follows Zoology's ``multiquery_ar`` generator:
 
 Targets ``y`` are ``IGNORE`` everywhere except at the query positions, where they hold the value. A model is
 scored on the argmax over the whole vocabulary, as in Zoology: chance is ``1 / vocab_size``, while a model that
-has learned the format but not the lookup picks one of the sequence's stored values (``1 / num_pairs`` right).
+has learned the format but not the lookup picks one of the sequence's stored values (``1 / num_pairs`` right),
+and a model that only learned to answer with *some* value picks a stored one ``num_pairs / num_values`` of the time.
 
 The paper uses a vocabulary of 8192 tokens, settings (context length, pairs) = (64, 4), (128, 8), (256, 16)
 (``PAPER_SETTINGS``) and models of several widths; on a CPU we shrink the vocabulary.
@@ -97,6 +98,12 @@ class MQAR:
     def stored_value_level(self) -> float:
         """Accuracy of a model that answers with one of the sequence's stored values, picked at random."""
         return 1.0 / self.num_pairs
+
+    @property
+    def in_context_chance(self) -> float:
+        """How often an answer is one of the stored values when it is a value token drawn at random:
+        ``num_pairs / num_values`` (a model that has learned only "answer with a value" sits here)."""
+        return self.num_pairs / self.num_values
 
     def slot_probabilities(self) -> np.ndarray:
         """Zoology's power law over the query slots: ``p_g ∝ power_a * g ** (power_a - 1)``, g = 1 .. num_slots."""
