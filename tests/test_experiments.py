@@ -140,6 +140,11 @@ def test_learning_rate_sweep_then_the_other_seeds_at_the_best_rate():
     full = ex.run("mqar", models=["lstm"], preset="smoke", seeds=2, verbose=False, mqar_lrs=(1e-3, 3e-2),
                   mqar_sweep_seeds=None)
     assert sorted((r["lr"], r["seed"]) for r in full) == [(1e-3, 0), (1e-3, 1), (3e-2, 0), (3e-2, 1)]
+    # a grid cell may name the kinds it runs
+    cells = ex.run("mqar", models=["lstm", "gpt"], preset="smoke", seeds=2, verbose=False,
+                   mqar_grid=((32, 4, 16), (32, 4, 24, ("gpt", "slstm"))))
+    assert sorted((r["width"], r["model"], r["seed"]) for r in cells) == [
+        (16, "gpt", 0), (16, "gpt", 1), (16, "lstm", 0), (16, "lstm", 1), (24, "gpt", 0), (24, "gpt", 1)]
 
 
 def _no_training(monkeypatch):
@@ -231,6 +236,8 @@ def test_bad_input():
         ex.run("mqar", preset="smoke", mqar_grid=((16, 8, 32),))
     with pytest.raises(ValueError, match="mqar_grid"):
         ex.run("mqar", preset="smoke", mqar_grid=((64, 4),))
+    with pytest.raises(ValueError, match="mqar_grid model"):
+        ex.run("mqar", preset="smoke", mqar_grid=((64, 4, 32, ("rnn",)),))
     assert ex.main(["formal", "--models", "rnn", "--preset", "smoke"]) == 2
     with pytest.raises(ValueError, match="task"):
         ex.evaluate_mqar(lambda x: x, get_task("parity"))
