@@ -236,6 +236,10 @@ def test_bad_input():
         ex.run("mqar", preset="smoke", mqar_grid=((16, 8, 32),))
     with pytest.raises(ValueError, match="mqar_grid"):
         ex.run("mqar", preset="smoke", mqar_grid=((64, 4),))
+    with pytest.raises(ValueError, match="mqar_sweep_seeds"):
+        ex.run("mqar", preset="smoke", mqar_sweep_seeds=0)
+    with pytest.raises(ValueError, match="train_eval_lengths"):
+        ex.run("formal", preset="smoke", train_eval_lengths=(0,))
     with pytest.raises(ValueError, match="mqar_grid model"):
         ex.run("mqar", preset="smoke", mqar_grid=((64, 4, 32, ("rnn",)),))
     assert ex.main(["formal", "--models", "rnn", "--preset", "smoke"]) == 2

@@ -173,15 +173,15 @@ class Preset:
             MQAR(L, N, self.mqar_vocab)  # raises a clear error for an impossible setting
             for k in kinds:
                 check_choice(k, "preset field mqar_grid model", MODEL_KINDS)
+        for n in self.train_eval_lengths:
+            check_positive_int(n, "preset field train_eval_lengths")
+        if self.mqar_sweep_seeds is not None:
+            check_positive_int(self.mqar_sweep_seeds, "preset field mqar_sweep_seeds")
 
     def mqar_cells(self):
         """The grid as (context_length, num_pairs, width, model kinds) cells."""
         return [(int(g[0]), int(g[1]), int(g[2]), tuple(g[3]) if len(g) == 4 else MODEL_KINDS)
                 for g in self.mqar_grid]
-        for n in self.train_eval_lengths:
-            check_positive_int(n, "preset field train_eval_lengths")
-        if self.mqar_sweep_seeds is not None:
-            check_positive_int(self.mqar_sweep_seeds, "preset field mqar_sweep_seeds")
 
 
 PRESETS = {
@@ -194,7 +194,7 @@ PRESETS = {
     "quick": Preset("quick", formal_tasks=("parity",), formal_steps=300, formal_last_tasks=(),
                     eval_lengths=4, eval_per_length=32, mqar_grid=((64, 4, 32),), mqar_lrs=(1e-2,),
                     mqar_steps=300, mqar_val=64, mqar_test=128),
-    # what results/ holds (see the module docstring and the notebook for the commands and their run times)
+    # what results/ holds (the README gives the commands and their run times)
     "cpu": Preset("cpu"),
 }
 
