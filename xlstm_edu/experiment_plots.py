@@ -132,7 +132,8 @@ def _mqar_panels(best):
 def plot_mqar_capacity(rows: list[dict], key: str = "accuracy"):
     """Test accuracy against the number of key-value pairs (at a fixed width) and against the width (at a fixed
     number of pairs), each model at its best learning rate: mean over seeds (line) and each seed (dots);
-    dashed: 1/pairs (guessing one of the stored values), dotted: 1/V (chance)."""
+    dashed: 1/pairs (guessing one of the stored values), dotted: 1/V (chance); the legend gives what the paper
+    says of each model (Fig. 14)."""
     colors = _colors()
     best = best_lr_rows(rows)
     panels = _mqar_panels(best)
@@ -146,7 +147,9 @@ def plot_mqar_capacity(rows: list[dict], key: str = "accuracy"):
                 means.append(np.mean(v) if v else np.nan)
                 dx = 1 + (j - 2) * 0.04  # side by side on the log axis
                 ax.plot([x * dx] * len(v), v, "o", color=colors[m], ms=4, mec="black", mew=0.4)
-            ax.plot(xs, means, "-", color=colors[m], label=LABEL.get(m, m), lw=1.5)
+            says = PAPER_SAYS["mqar"].get(m)
+            ax.plot(xs, means, "-", color=colors[m], lw=1.5,
+                    label=LABEL.get(m, m) + (f" — paper: {says}" if says else ""))
         levels = [1 / (x if xkey == "num_pairs" else fixed["num_pairs"]) for x in xs]
         ax.plot(xs, levels, "k--", lw=1, label="1/pairs: guessing a stored value")
         V = rs[0]["vocab_size"]
