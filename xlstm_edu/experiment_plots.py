@@ -182,7 +182,7 @@ def plot_mqar_curves(rows: list[dict], context_length: int, num_pairs: int, widt
             axes[0][0].plot(c[:, 0], c[:, 2], color=colors[m], lw=0.7, alpha=0.6)
             axes[0][1].plot(c[:, 1], c[:, 2], color=colors[m], lw=0.7, alpha=0.6)
         axes[0][0].plot(steps, accs.mean(0), color=colors[m], lw=2.2, label=f"{LABEL.get(m, m)} (lr {rs[0]['lr']:.0e})")
-    for ax, xl in zip(axes[0], ("training step", "training time [s] (this machine, one thread)")):
+    for ax, xl in zip(axes[0], ("training step", "training time [s] (one thread, as recorded by the run)")):
         ax.axhline(1 / num_pairs, color="black", ls="--", lw=1)
         ax.set_xlabel(xl)
         ax.set_ylim(0, 1.05)
