@@ -138,14 +138,36 @@ def test_lm_batch_targets_and_class_logits():
 def test_generator_is_seeded_and_respects_length_range():
     a, b = FormalGenerator("parity", (3, 9), seed=7), FormalGenerator("parity", (3, 9), seed=7)
     lengths = set()
-    for _ in range(50):
-        xa, ya, la = a.batch(4)
-        xb, yb, lb = b.batch(4)
-        assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    for step in range(50):
+        xa, ya, la = a.batch("train", step, 4)
+        xb, yb, lb = b.batch("train", step, 4)
+        assert np.array_equal(xa, xb) and np.array_equal(ya, yb) and np.array_equal(la, lb)
         lengths.add(xa.shape[1])
     assert lengths <= set(range(3, 10)) and len(lengths) > 3
     c = FormalGenerator("parity", (3, 9), seed=8)
-    assert any(not np.array_equal(a.batch(4)[0], c.batch(4)[0]) for _ in range(5))
+    assert any(not np.array_equal(a.batch("train", s, 4)[0], c.batch("train", s, 4)[0]) for s in range(5))
+    # a batch is a pure function of (seed, split, step): asking again, or out of order, gives the same batch
+    x7, _, _ = a.batch("train", 7, 4)
+    assert np.array_equal(a.batch("train", 7, 4)[0], x7)
+    same = [np.array_equal(a.batch("val", s, 4)[0], a.batch("train", s, 4)[0]) for s in range(10)]
+    assert not any(same)  # the validation stream is another stream
+
+
+def test_generator_get_batch_is_what_the_runner_trains_on():
+    gen = FormalGenerator("majority", seed=1, supervision="all")
+    get_batch = gen.get_batch(4)
+    x, y = get_batch("train", 3)
+    assert np.array_equal(x, gen.batch("train", 3, 4)[0]) and x.shape[1] <= 40
+    pl = get_task("majority").prefix_labels(x)
+    assert np.array_equal(y == IGNORE, pl == IGNORE)  # dense answers where a prefix has one
+    x_last, y_last = FormalGenerator("majority", seed=1, supervision="last").get_batch(4)("train", 3)
+    assert np.array_equal(x_last, x) and (y_last[:, :-1] == IGNORE).all() and (y_last[:, -1] >= 4).all()
+    with pytest.raises(ValueError, match="batch_size"):
+        gen.get_batch(0)
+    with pytest.raises(ValueError, match="split"):
+        gen.batch("dev", 0, 4)
+    with pytest.raises(ValueError, match="seed"):
+        FormalGenerator("parity", seed=-1)
 
 
 def test_eval_lengths_and_scaled_accuracy():
@@ -171,39 +193,75 @@ def test_formal_bad_input():
         get_task("parity").prefix_labels(np.array([[0, 2]]))
 
 
-# ---- MQAR ----
+# ---- MQAR (the Zoology layout) ----
 @pytest.mark.parametrize("L,N", PAPER_SETTINGS)
-def test_mqar_answers_recomputed_with_a_dict(L, N):
-    task = MQAR(L, N, vocab_size=64)
-    x, y = task.sample(np.random.default_rng(L), 32, )
-    assert x.shape == y.shape == (32, L)
+@pytest.mark.parametrize("random_filler", [True, False])
+def test_mqar_answers_recomputed_with_a_dict(L, N, random_filler):
+    task = MQAR(L, N, vocab_size=64, random_filler=random_filler)
+    x, y = task.sample(np.random.default_rng(L), 32)
+    assert x.shape == y.shape == (32, L) and x.dtype == y.dtype == np.int64
+    assert x.min() >= 0 and x.max() < 64
     for row, tgt in zip(x, y):
-        pairs = row[: 2 * N]
-        keys, values = pairs[0::2], pairs[1::2]
+        keys, values = row[0:2 * N:2], row[1:2 * N:2]
         assert len(set(keys)) == N and len(set(values)) == N
-        assert all(1 <= k <= task.num_keys for k in keys)
-        assert all(task.value_offset <= v < task.vocab_size for v in values)
+        assert all(1 <= k < 32 for k in keys) and all(32 <= v < 64 for v in values)
+        assert np.array_equal(task.stored_values(row[None])[0], values)
         memory = dict(zip(keys.tolist(), values.tolist()))
-        asked = [(p, int(row[p])) for p in range(2 * N, L) if row[p] != 0]
-        assert sorted(k for _, k in asked) == sorted(memory)  # every key asked exactly once
-        for p in range(L):
-            expected = memory[int(row[p])] if p >= 2 * N and row[p] != 0 else IGNORE
-            assert tgt[p] == expected
-    # value_logits picks the value slice: a perfect scorer is read back as the right answer
-    logits = np.zeros((32, L, task.vocab_size))
-    mask = y != IGNORE
-    logits[mask, y[mask]] = 1.0
-    pred = task.value_logits(logits).argmax(-1) + task.value_offset
-    assert np.array_equal(pred[mask], y[mask])
+        asked = [p for p in range(L) if tgt[p] != IGNORE]
+        assert len(asked) == N and min(asked) >= 2 * N
+        assert all((p - 2 * N) % 2 == 0 for p in asked)  # a query opens a two-token slot
+        assert sorted(int(row[p]) for p in asked) == sorted(memory)  # every key asked exactly once
+        for p in asked:
+            assert tgt[p] == memory[int(row[p])]
+        filler = [int(row[p]) for p in range(2 * N, L) if p not in asked]
+        if not random_filler:
+            assert set(filler) == {0}
+    if random_filler:  # Zoology's random_non_queries: the filler draws from the whole vocabulary
+        filler = x[:, 2 * N:][y[:, 2 * N:] == IGNORE]
+        assert len(np.unique(filler)) > 50
+
+
+def test_mqar_query_slots_follow_zoology_power_law():
+    """The vectorised draw (Gumbel top-k) matches numpy's sequential choice(replace=False, p=...), which is how
+    Zoology's generator draws the query slots."""
+    task = MQAR(64, 4, 64)
+    p = task.slot_probabilities()
+    assert len(p) == task.num_slots == 28 and np.isclose(p.sum(), 1) and np.all(np.diff(p) < 0)
+    ref_rng = np.random.default_rng(0)
+    n = 6000
+    ref = np.zeros(task.num_slots)
+    for _ in range(n):
+        ref[ref_rng.choice(task.num_slots, size=4, replace=False, p=p)] += 1
+    x, y = task.sample(np.random.default_rng(1), n)
+    rows, cols = np.nonzero(y != IGNORE)
+    ours = np.bincount((cols - 8) // 2, minlength=task.num_slots)
+    assert np.all(np.abs(ours / n - ref / n) < 0.03), (ours / n, ref / n)
+    assert ours[0] / n > 0.3 and ours[-1] / n < 0.15  # most queries early, some late
+    uniform = MQAR(64, 4, 64, power_a=1.0)
+    assert np.allclose(uniform.slot_probabilities(), 1 / 28)
+
+
+def test_mqar_levels_and_batches():
+    t = MQAR(64, 4, 32)
+    assert t.num_keys == 15 and t.num_values == 16 and t.value_offset == 16
+    assert t.chance == 1 / 32 and t.stored_value_level == 1 / 4 and t.in_context_chance == 4 / 16
+    gb = t.get_batch(3, seed=5)
+    x, y = gb("train", 2)
+    assert x.shape == (3, 64) and int((y != IGNORE).sum()) == 12
+    assert np.array_equal(gb("train", 2)[0], x) and not np.array_equal(gb("train", 3)[0], x)
+    assert not np.array_equal(t.get_batch(3, seed=6)("train", 2)[0], x)
 
 
 def test_mqar_seeded_and_bad_input():
     t = MQAR(64, 4, 32)
     assert np.array_equal(t.sample(np.random.default_rng(3), 5)[0], t.sample(np.random.default_rng(3), 5)[0])
-    assert abs(t.chance - 1 / t.num_values) < 1e-12 and t.num_keys + t.num_values == 31
     with pytest.raises(ValueError, match="context_length"):
-        MQAR(10, 4, 64)
+        MQAR(15, 4, 64)  # 4 pairs need 8 + 4 slots of 2
     with pytest.raises(ValueError, match="vocab_size"):
         MQAR(64, 16, 20)
     with pytest.raises(ValueError, match="num_pairs"):
         MQAR(64, 0, 64)
+    with pytest.raises(ValueError, match="power_a"):
+        MQAR(64, 4, 64, power_a=0.0)
+    with pytest.raises(ValueError, match="rng"):
+        t.sample(3, 4)

@@ -71,6 +71,13 @@ def parse_args(argv):
         p.error(f"--threads: expected an integer >= 1, got {a.threads}")
     if not a.lengths or min(a.lengths) < 1:
         p.error(f"--lengths: expected positive integers, got {a.lengths}")
+    if a.json is not None:  # before minutes of timing, not after
+        from xlstm_edu.outfiles import check_output_file
+
+        try:
+            check_output_file(a.json, "--json")
+        except ValueError as e:
+            p.error(str(e))
     return a
 
 
@@ -305,9 +312,11 @@ def run(a):
     print(f"agreement with np chunkwise (max |Δh| / max |h|): recurrent & torch chunkwise {worst:.1e}, "
           f"parallel forms {worst_p:.1e} (eps/m_0 effect plus {a.dtype} round-off)")
     if a.json:
-        with open(a.json, "w") as fh:
-            json.dump(dict(args=vars(a), results=results, torch_threads=torch.get_num_threads(),
-                           env={v: os.environ.get(v) for v in _THREAD_VARS}), fh, indent=1)
+        from xlstm_edu.outfiles import write_json_atomic
+
+        write_json_atomic(a.json, dict(args=vars(a), results=results, torch_threads=torch.get_num_threads(),
+                                       env={v: os.environ.get(v) for v in _THREAD_VARS},
+                                       load_average=list(os.getloadavg()) if hasattr(os, "getloadavg") else None))
     return 0
 
 

@@ -7,7 +7,7 @@ switched on by a keyword of the base functions below (``lstm``, ``slstm``, ``mls
 ``mlstm_parallel``, ``mlstm_chunkwise``; with no keyword they are correct, which ``tests/test_checkers.py``
 asserts against the package).
 
-Labels: the mistakes shown in the bug museum (chapter 8) carry the museum's exhibit number (I to XI); the others
+Labels: the mistakes shown in the bug museum (chapter 8) carry the museum's exhibit number (I to XIV); the others
 have a name of their own. Exhibits VIII (a gate per unit) and X (one state for the whole batch) need inputs of
 another shape or a batch and are caught by the probes of ``xlstm_edu.probes`` instead; they are not in this bank.
 
@@ -167,7 +167,7 @@ def mlstm_recurrent(q, k, v, i_pre, f_pre, state=None, eps=1e-6, *, stabilize=Tr
 
 def mlstm_parallel(q, k, v, i_pre, f_pre, eps=1e-6, *, stabilize=True, exp_first=False, normalize=True,
                    bound_one=False, use_abs=True, use_eps=True, zero_mask=False, off_by_one=False, m0_zero=False,
-                   scale=True, time_norm=False):
+                   scale=True, time_norm=False, readout_off_by_one=False):
     """Stabilized parallel mLSTM, App. A.3: log D_ts = b_t - b_s + ĩ_s (s ≤ t), m_t = max_s log D_ts."""
     dt = _dt(q, k, v)
     S, DK = q.shape
@@ -177,7 +177,10 @@ def mlstm_parallel(q, k, v, i_pre, f_pre, eps=1e-6, *, stabilize=True, exp_first
     bcum = np.cumsum(log_f)
     b_s = bcum - log_f if off_by_one else bcum  # off by one: b_{s-1}, so f_s weighs step s's own write
     causal = np.tri(S, dtype=bool)
-    raw = bcum[:, None] - b_s[None, :] + np.asarray(i_pre, np.float64)[None, :]
+    b_t = bcum - log_f if readout_off_by_one else bcum  # exhibit XIII: b_{t-1}, the read-out step's f_t missing
+    raw = b_t[:, None] - b_s[None, :] + np.asarray(i_pre, np.float64)[None, :]
+    if readout_off_by_one:
+        raw[np.diag_indices(S)] = np.asarray(i_pre, np.float64)  # (the step's own write is not decayed)
     logD = np.tril(raw) if zero_mask else np.where(causal, raw, -np.inf)  # exhibit XI: 0 above the diagonal
     qk = (q @ k.T) / (math.sqrt(DK) if scale else 1.0)
     if not stabilize:  # exhibit I
@@ -291,9 +294,11 @@ _REC_MISTAKES = [  # (key, label, knobs of mlstm_recurrent); used for the recurr
     ("m0_minus_inf", "m₀ = −∞ instead of 0 for a fresh state (the recurrent form starts at m₀ = 0)",
      dict(m0_minus_inf=True)),
     ("no_scale", "q not scaled by 1/√DK", dict(scale=False)),
-    ("forget_own_write", "off by one: the forget gate f_t also multiplies step t's own write",
+    ("forget_own_write", "off by one in the forget sum, the mirror image of exhibit XIII: f_t also multiplies step t's "
+     "own write",
      dict(forget_own_write=True)),
-    ("time_as_batch", "recurrence over the batch axis instead of time: every step starts from the initial state",
+    ("time_as_batch", "exhibit XII: recurrence over the batch axis instead of time (every step starts from the "
+     "initial state)",
      dict(reset=True)),
 ]
 
@@ -331,7 +336,9 @@ BANK += [
         _p(mlstm_parallel, zero_mask=True)),
     Bug("mlstm_parallel.no_eps", "eps dropped from the denominator", ("mlstm_parallel",),
         _p(mlstm_parallel, use_eps=False)),
-    Bug("mlstm_parallel.off_by_one", "off by one in the cumulative forget sum (b_t - b_{s-1} for b_t - b_s)",
+    Bug("mlstm_parallel.readout_off_by_one", "exhibit XIII: off by one in the cumulative forget sum (b_{t-1} - b_s for b_t - b_s: the read-out step's own forget gate is missing)", ("mlstm_parallel",),
+        _p(mlstm_parallel, readout_off_by_one=True)),
+    Bug("mlstm_parallel.off_by_one", "off by one in the cumulative forget sum, the mirror image of exhibit XIII (b_t - b_{s-1} for b_t - b_s)",
         ("mlstm_parallel",), _p(mlstm_parallel, off_by_one=True)),
     Bug("mlstm_parallel.m0_zero", "the recurrent form's m₀ = 0 (m_t = max(b_t, row max)); the parallel form has "
         "no initial state (m₀ = −∞)", ("mlstm_parallel",), _p(mlstm_parallel, m0_zero=True)),
@@ -344,8 +351,7 @@ BANK += [
         ("slstm_recurrent",), _p(slstm, stabilize=False)),
     Bug("slstm.exp_before_max", "the exponential taken before the max (as in exhibit II)", ("slstm_recurrent",),
         _p(slstm, exp_first=True)),
-    Bug("slstm.f_not_rescaled", "the forget gate not rescaled by exp(m_{t-1} - m_t) (as in exhibit III, "
-        "in the sLSTM)", ("slstm_recurrent",), _p(slstm, rescale_f=False)),
+    Bug("slstm.f_not_rescaled", "exhibit XIV: the sLSTM forget gate not rescaled by exp(m_{t-1} - m_t)", ("slstm_recurrent",), _p(slstm, rescale_f=False)),
     Bug("slstm.no_normalizer", "the missing normalizer: h = o·c instead of o·c/n", ("slstm_recurrent",),
         _p(slstm, normalize=False)),
     Bug("slstm.R_untransposed", "R used untransposed: R[g] @ h instead of h @ R[g]", ("slstm_recurrent",),
@@ -356,8 +362,8 @@ BANK += [
         "m_t = ĩ_t, not m_0 = 0", ("slstm_recurrent",), _p(slstm, first_step_rule=False)),
     Bug("slstm.exp_forget", "an exponential forget gate where the sigmoid belongs", ("slstm_recurrent",),
         _p(slstm, exp_forget=True)),
-    Bug("slstm.time_as_batch", "recurrence over the batch axis instead of time: every step starts from the "
-        "initial state", ("slstm_recurrent",), _p(slstm, reset=True)),
+    Bug("slstm.time_as_batch", "exhibit XII: recurrence over the batch axis instead of time (every step starts "
+        "from the initial state)", ("slstm_recurrent",), _p(slstm, reset=True)),
 ]
 BANK += [
     Bug("lstm.gate_order_ifoz", "gate order (i, f, o, z) instead of (i, f, z, o)", ("lstm_recurrent",),
@@ -369,8 +375,8 @@ BANK += [
     Bug("lstm.no_tanh_c", "h = o·c instead of o·tanh(c)", ("lstm_recurrent",), _p(lstm, tanh_c=False)),
     Bug("lstm.no_forget", "the forget gate left out of c_t = f_t c_{t-1} + i_t z_t", ("lstm_recurrent",),
         _p(lstm, forget=False)),
-    Bug("lstm.time_as_batch", "recurrence over the batch axis instead of time: every step starts from the "
-        "initial state", ("lstm_recurrent",), _p(lstm, reset=True)),
+    Bug("lstm.time_as_batch", "exhibit XII: recurrence over the batch axis instead of time (every step starts "
+        "from the initial state)", ("lstm_recurrent",), _p(lstm, reset=True)),
 ]
 
 CORRECT = {"lstm_recurrent": lstm, "slstm_recurrent": slstm, "mlstm_recurrent": mlstm_recurrent,

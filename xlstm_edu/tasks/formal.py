@@ -301,11 +301,24 @@ def _check_range(length_range, name):
     return lo, hi
 
 
-class FormalGenerator:
-    """Seeded stream of training batches: every batch has one length drawn uniformly from ``length_range``.
+def batch_rng(seed: int, split: str, step: int) -> np.random.Generator:
+    """The generator of one batch, a pure function of ``(seed, split, step)``: what a trainer needs to resume
+    bit-exactly and to evaluate on fixed batches (the course's trainer asks for training batches with steps
+    0, 1, ... and for evaluation batches with steps -1, -2, ...)."""
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split: expected 'train', 'val' or 'test', got {split!r}")
+    return np.random.default_rng([int(seed), ("train", "val", "test").index(split), abs(int(step)), int(step < 0)])
 
-    >>> gen = FormalGenerator("parity", length_range=(1, 40), seed=0)
-    >>> x, y, labels = gen.batch(32)      # x, y: (32, L) int64 for some 1 <= L <= 40
+
+class FormalGenerator:
+    """Seeded batches of one formal task for a next-token trainer; every batch has one length, drawn uniformly
+    from ``length_range``. A batch is a pure function of ``(seed, split, step)``:
+
+    >>> gen = FormalGenerator("parity", length_range=(1, 40), seed=0, supervision="all")
+    >>> x, y, labels = gen.batch("train", 0, 32)   # x, y: (32, L) int64 for some 1 <= L <= 40; labels (32,)
+
+    ``x`` holds the strings, ``y`` the answer tokens (see :func:`lm_batch`), ``labels`` the class of each whole
+    string. ``get_batch(batch_size)`` gives the trainer's ``get_batch(split, step) -> (x, y)`` (numpy arrays).
     """
 
     def __init__(self, task, length_range=TRAIN_LENGTHS, seed: int = 0, supervision: str = "last"):
@@ -315,11 +328,23 @@ class FormalGenerator:
         if not isinstance(self.task, FormalTask):
             raise ValueError(f"task: expected a task name or a FormalTask, got {type(task).__name__}")
         self.length_range = _check_range(length_range, "length_range")
-        self.rng = np.random.default_rng(seed)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+        self.seed = int(seed)
 
-    def batch(self, batch_size: int):
-        return lm_batch(self.task, self.rng, batch_size, sample_length(self.rng, self.length_range),
-                        self.supervision)
+    def batch(self, split: str, step: int, batch_size: int):
+        """``(x, y, labels)`` of batch ``step`` of ``split`` (the same arguments always give the same batch)."""
+        rng = batch_rng(self.seed, split, step)
+        return lm_batch(self.task, rng, batch_size, sample_length(rng, self.length_range), self.supervision)
+
+    def get_batch(self, batch_size: int):
+        """The trainer's ``get_batch(split, step) -> (x, y)`` with batches of ``batch_size`` strings."""
+        batch_size = check_positive_int(batch_size, "batch_size")
+
+        def get_batch(split, step):
+            return self.batch(split, step, batch_size)[:2]
+
+        return get_batch
 
 
 def eval_lengths(num: int, length_range=TEST_LENGTHS) -> list[int]:

@@ -1,0 +1,49 @@
+"""Check an output file before the work that fills it: a long run must not end by failing to write its result.
+
+``check_output_file(path, option)`` creates the missing folders, makes sure that ``path`` names a file (not a
+folder, not a path through a file) and that the file can be opened for writing, and raises ``ValueError`` with
+a message that names the command-line option otherwise. A file that did not exist is removed again, so a run
+that fails later leaves nothing behind. ``write_json_atomic`` replaces a result file in one step, so a run
+killed while writing keeps the previous version whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+def check_output_file(path, option: str = "output") -> Path:
+    """``path`` as a ``Path`` once it is known to be writable; ``ValueError`` (naming ``option``) if not."""
+    if path is None or str(path).strip() == "":
+        raise ValueError(f"{option}: expected a file name, got {path!r}")
+    text = str(path)
+    p = Path(text).expanduser()
+    if text.endswith(("/", os.sep)) or p.is_dir():
+        raise ValueError(f"{option}: expected a file name, got the folder {text!r} (add a file name, "
+                         f"e.g. {os.path.join(text, 'results.json')!r})")
+    parent = p.parent
+    for ancestor in [parent, *parent.parents]:  # a path through a file can never be created
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise ValueError(f"{option}: cannot write {text!r}: {str(ancestor)!r} is a file, not a folder")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        existed = p.exists()
+        with open(p, "a"):
+            pass
+        if not existed:
+            p.unlink()
+    except OSError as e:
+        raise ValueError(f"{option}: cannot write {text!r} ({e.strerror or e})") from None
+    return p
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
