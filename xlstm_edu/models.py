@@ -1,13 +1,13 @@
 """The one registry of the course's language models: which kinds exist, what they are called, and how big each is
 in every preset. Every command line takes its ``--model`` and ``--preset`` choices from here.
 
-Kinds (``KINDS``, in the order tables and plots show them)::
+Kinds (``KINDS``, in the course's order, from the classic LSTM to attention, which tables and plots follow)::
 
-    xlstm   xLSTM[1:1]   mLSTM and sLSTM blocks alternating, sLSTM at the odd positions 1, 3, ... (paper Fig. 10-11)
-    mlstm   xLSTM[1:0]   mLSTM blocks only
-    slstm   xLSTM[0:1]   sLSTM blocks only
-    gpt     GPT          nanoGPT-style Transformer (causal self-attention, learned positions)
     lstm    LSTM         torch.nn.LSTM, the classic multi-layer LSTM
+    slstm   xLSTM[0:1]   sLSTM blocks only
+    mlstm   xLSTM[1:0]   mLSTM blocks only
+    xlstm   xLSTM[1:1]   mLSTM and sLSTM blocks alternating, sLSTM at the odd positions 1, 3, ... (paper Fig. 10-11)
+    gpt     GPT          nanoGPT-style Transformer (causal self-attention, learned positions)
 
 Sizes (``SIZES[preset][kind]``): every kind gets its own width so that within a preset all kinds have about the
 same number of parameters (a test keeps them within 15% of the xLSTM[1:1]); ``python -m xlstm_edu.models``
@@ -18,6 +18,7 @@ Every model is an ``nn.Module`` with the same interface (the trainer and the sam
     model = build_model(kind, vocab_size, context_length, **sizes)
     logits = model(idx)                                # idx (B, S) long, S <= cfg.context_length -> (B, S, V)
     state = model.init_state(batch_size, device=None)  # recurrent / generation state
+    logits, state = model.prefill(idx, state)          # a whole prompt at once -> (B, S, V) and the state after it
     logits_t, state = model.step(idx_t, state)         # idx_t (B,) -> (B, V); equals model(idx)[:, t]
     model.num_params(non_embedding=False) -> int
 """
@@ -39,11 +40,11 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
-    Kind("xlstm", "xLSTM[1:1]", "mLSTM and sLSTM blocks alternating (sLSTM at 1, 3, ...)", "xlstm"),
-    Kind("mlstm", "xLSTM[1:0]", "mLSTM blocks only", "xlstm"),
-    Kind("slstm", "xLSTM[0:1]", "sLSTM blocks only", "xlstm"),
-    Kind("gpt", "GPT", "nanoGPT-style Transformer", "gpt"),
     Kind("lstm", "LSTM", "torch.nn.LSTM", "lstm"),
+    Kind("slstm", "xLSTM[0:1]", "sLSTM blocks only", "xlstm"),
+    Kind("mlstm", "xLSTM[1:0]", "mLSTM blocks only", "xlstm"),
+    Kind("xlstm", "xLSTM[1:1]", "mLSTM and sLSTM blocks alternating (sLSTM at 1, 3, ...)", "xlstm"),
+    Kind("gpt", "GPT", "nanoGPT-style Transformer", "gpt"),
 )}
 KIND_NAMES: tuple[str, ...] = tuple(KINDS)
 XLSTM_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.family == "xlstm")
@@ -51,25 +52,25 @@ XLSTM_KINDS: tuple[str, ...] = tuple(k for k, v in KINDS.items() if v.family == 
 # embedding widths chosen so that every kind of a preset has about the xLSTM[1:1]'s parameter count
 SIZES: dict[str, dict[str, dict]] = {
     "cpu-tiny": {  # ~0.1M parameters
-        "xlstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
-        "mlstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
-        "slstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
-        "gpt": dict(embedding_dim=52, num_blocks=2, num_heads=4),
         "lstm": dict(embedding_dim=64, num_blocks=2),
+        "slstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
+        "mlstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
+        "xlstm": dict(embedding_dim=64, num_blocks=2, num_heads=4),
+        "gpt": dict(embedding_dim=52, num_blocks=2, num_heads=4),
     },
     "cpu-small": {  # ~1M parameters
-        "xlstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
-        "mlstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
-        "slstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
-        "gpt": dict(embedding_dim=144, num_blocks=4, num_heads=4),
         "lstm": dict(embedding_dim=240, num_blocks=2),
+        "slstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
+        "mlstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
+        "xlstm": dict(embedding_dim=192, num_blocks=4, num_heads=4),
+        "gpt": dict(embedding_dim=144, num_blocks=4, num_heads=4),
     },
     "gpu-small": {  # ~10M parameters
-        "xlstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
-        "mlstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
-        "slstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
-        "gpt": dict(embedding_dim=384, num_blocks=6, num_heads=6, dropout=0.1),
         "lstm": dict(embedding_dim=640, num_blocks=3, dropout=0.1),
+        "slstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
+        "mlstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
+        "xlstm": dict(embedding_dim=512, num_blocks=6, num_heads=4, dropout=0.1),
+        "gpt": dict(embedding_dim=384, num_blocks=6, num_heads=6, dropout=0.1),
     },
 }
 PRESET_NAMES: tuple[str, ...] = tuple(SIZES)
