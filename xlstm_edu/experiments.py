@@ -75,8 +75,9 @@ from xlstm_edu.tasks import scaled_accuracy as _scaled
 from xlstm_edu.tasks.formal import FormalTask
 
 # ------------------------------------------------------------------------------------------ model kinds and sizes
-# The one place where this module names model kinds and sizes (to be read from the course's model registry).
-MODEL_KINDS = ("lstm", "slstm", "mlstm", "xlstm", "gpt")
+# The model kinds come from the course's registry (xlstm_edu.models, in its order lstm, slstm, mlstm, xlstm, gpt);
+# the sizes below are this module's own.
+from xlstm_edu.models import KIND_NAMES as MODEL_KINDS  # noqa: E402
 # formal languages: embedding widths that give every kind about the same parameter count (~16k-23k with a
 # small vocabulary; the mLSTM block rounds its inner size up to a multiple of 64, so mLSTM-only cannot be
 # matched more closely)
