@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from xlstm_edu._validate import check_choice
-from xlstm_edu.models import XLSTM_KINDS  # the registry's xLSTM kinds: xlstm, mlstm, slstm
+from xlstm_edu.models import XLSTM_KINDS  # the registry's xLSTM kinds: slstm, mlstm, xlstm
 from xlstm_edu.viz._base import Explorer, figsize, figure_style
 
 GATES = {
