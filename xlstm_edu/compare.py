@@ -97,8 +97,9 @@ class Protocol:
 PROTOCOLS = {
     "cpu-tiny": Protocol(steps=300, sweep_steps=100, lrs=(1e-3, 3e-3, 1e-2), seeds=(1, 2, 3), warmup_iters=30,
                          eval_interval=25, eval_iters=4),
-    # an estimated 1 to 2 hours on 2 quiet cores with --jobs 2 (from step times measured under load: xLSTM ~0.5-0.9 s,
-    # GPT ~0.2-0.4 s, LSTM ~0.1-0.2 s per step on one thread; 7,500+ steps per model, plus evaluations)
+    # an estimated 1.5 to 2 hours on 2 quiet cores with --jobs 2: one thread takes ~0.7 s per step for the xLSTM,
+    # ~0.35 s for GPT, ~0.25 s for the LSTM, and ~70 / 20 / 15 s per whole-validation evaluation; 7,500 steps and
+    # 9 evaluations per model, plus up to 2 sweep runs more where a best rate sits at the edge of the grid
     "cpu-small": Protocol(steps=2000, sweep_steps=500, lrs=(1e-3, 2e-3, 4e-3), seeds=(1, 2, 3), warmup_iters=100,
                           eval_interval=100, eval_iters=4),
     "gpu-small": Protocol(steps=3000, sweep_steps=750, lrs=(5e-4, 1e-3, 2e-3), seeds=(1, 2, 3), warmup_iters=200,
