@@ -180,7 +180,9 @@ def parse_overrides(extra: list[str], kind: str) -> tuple[dict, dict, dict]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m xlstm_edu.train", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m xlstm_edu.train",
+                                description="Train one of the course's language models on a character corpus, or "
+                                            "resume / extend a run (details: the docstring of xlstm_edu/runs.py).",
                                 epilog="Any other --key value sets a TrainConfig, model config or data field.")
     p.add_argument("--model", choices=KIND_NAMES)
     p.add_argument("--preset", choices=PRESET_NAMES)
