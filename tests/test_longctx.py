@@ -97,3 +97,31 @@ def test_every_context_scores_the_same_characters():
     assert per_pos.shape == (64,) and float(per_pos.mean()) == pytest.approx(losses[64], rel=1e-6)
     edges, b = longctx.position_buckets(per_pos)
     assert edges == [0, 1, 2, 4, 8, 16, 32, 64] and len(b) == 7
+
+
+def test_from_compare_evaluates_the_comparisons_final_runs_without_training(course, monkeypatch, capsys):
+    """--from-compare trains nothing: it takes the comparison's finished final runs (row.json) of every model."""
+    import shutil
+
+    argv = ["--preset", "cpu-tiny", "--models", "xlstm", "--seeds", "1", "--contexts", "32,64", "--max-tokens",
+            "128", "--max-iters", "2", "--corpus", str(course / "text.txt"), "--eval_interval", "2",
+            "--eval_iters", "1"]
+    assert longctx.main(argv) == 0
+    trained = longctx.run_dir("cpu-tiny", "xlstm", 0)
+    for seed in (1, 3):  # two finished final runs of the comparison, and one unfinished (no row.json)
+        d = course / "runs" / "compare_cpu-tiny" / "xlstm" / f"final-lr0.002-seed{seed}-steps2"
+        shutil.copytree(trained, d)
+        (d / "row.json").write_text(json.dumps({"model": "xlstm", "phase": "final", "seed": seed}))
+    shutil.copytree(trained, course / "runs" / "compare_cpu-tiny" / "xlstm" / "final-lr0.002-seed5-steps2")
+    monkeypatch.setattr(longctx, "train_run", lambda *a, **k: pytest.fail("--from-compare trained a model"))
+    capsys.readouterr()
+    base = ["--preset", "cpu-tiny", "--contexts", "32,64", "--max-tokens", "128", "--corpus",
+            str(course / "text.txt"), "--from-compare"]
+    assert longctx.main(base + ["--models", "xlstm"]) == 0
+    d = json.loads((course / "results" / "long_context.json").read_text())
+    assert d["header"]["seeds"] == [1, 3] and "compare" in d["header"]["source"]
+    assert sorted({r["seed"] for r in d["rows"]}) == [1, 3]
+    assert longctx.main(base + ["--models", "gpt"]) == 2  # no comparison runs of gpt: a clear error
+    assert "no finished final runs of 'gpt'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        longctx.main(base + ["--models", "xlstm", "--retrain"])

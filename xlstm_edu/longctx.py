@@ -2,10 +2,13 @@
 
     python -m xlstm_edu.longctx [--preset cpu-small] [--models xlstm,mlstm,gpt] [--seeds 2]
                                 [--contexts 128,256,512,1024,2048] [--max-tokens 65536] [--json PATH]
+    python -m xlstm_edu.longctx --from-compare [--models xlstm,gpt,lstm] ...   # no training: chapter 10's runs
 
 1. **Train** every model of ``--models`` with the course's trainer (``python -m xlstm_edu.train --preset ...``) at
    the preset's context length (``cpu-small``: 128), one run per seed, into ``runs/long_context/`` of the course
-   folder. A run already there is reused (``--retrain`` trains it again).
+   folder. A run already there is reused (``--retrain`` trains it again). With ``--from-compare`` nothing is
+   trained: the final runs of chapter 10's comparison (``python -m xlstm_edu.compare --preset <preset>``, every
+   seed at each model's best learning rate, under ``runs/compare_<preset>/``) are evaluated instead.
 2. **Evaluate** each run on the validation plays at every context C of ``--contexts``. The same characters are
    scored at every C: ``--max-tokens`` characters taken as evenly spaced windows of max(C) characters (or the
    whole validation split with ``--max-tokens 0``); at context C each window is cut into pieces of C characters
@@ -60,6 +63,17 @@ def train_run(kind: str, preset: str, seed: int, out: Path, *, corpus: str, max_
     rc = train_main(argv)
     if rc != 0:
         raise RuntimeError(f"training {kind} (seed {seed}) into {out} failed with exit code {rc}")
+
+
+def compare_runs(preset: str, kind: str) -> dict[int, Path]:
+    """{seed: run folder} of the comparison's finished final runs of ``kind`` (``row.json`` written)."""
+    from xlstm_edu.paths import runs_dir
+
+    found = {}
+    for row_file in sorted((runs_dir() / f"compare_{preset}" / kind).glob("final-*/row.json")):
+        row = json.loads(row_file.read_text())
+        found[int(row["seed"])] = row_file.parent
+    return found
 
 
 # ------------------------------------------------------------------------------------------------- evaluation
@@ -186,10 +200,14 @@ def parse(argv):
     p.add_argument("--max-iters", type=int, default=None, help="training steps (default: the preset's)")
     p.add_argument("--corpus", default="shakespeare")
     p.add_argument("--retrain", action="store_true", help="train again even if runs/long_context/ holds the run")
+    p.add_argument("--from-compare", action="store_true",
+                   help="train nothing: evaluate the final runs of `python -m xlstm_edu.compare --preset PRESET`")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", default=None, help="default: results/long_context.json of the course folder")
     p.add_argument("--png", default=None, help="default: the JSON's path with .png")
     a, extra = p.parse_known_args(argv)
+    if a.from_compare and (a.retrain or a.max_iters is not None or extra):
+        p.error("--from-compare evaluates the comparison's runs as they are: no --retrain, --max-iters or trainer flags")
     if a.seeds < 1 or a.threads < 1 or a.max_tokens < 0:
         p.error("--seeds and --threads must be >= 1 and --max-tokens >= 0")
     a.models = [m.strip() for m in a.models.split(",") if m.strip()]
@@ -234,7 +252,19 @@ def main(argv=None) -> int:
                                 "stride context_length/2, each scoring its last half"}
     t0 = time.time()
     runs = {}
-    for kind in a.models:
+    if a.from_compare:  # the comparison's final runs, every seed it has; nothing is trained
+        for kind in a.models:
+            found = compare_runs(a.preset, kind)
+            if not found:
+                print(f"error: no finished final runs of {kind!r} under runs/compare_{a.preset}/: run "
+                      f"`python -m xlstm_edu.compare --preset {a.preset}` first", file=sys.stderr)
+                return 2
+            for seed, d in found.items():
+                print(f"using {d}", flush=True)
+                runs[kind, seed] = d
+        header["source"] = f"the final runs of python -m xlstm_edu.compare --preset {a.preset}"
+        header["seeds"] = sorted({seed for _, seed in runs})
+    for kind in ([] if a.from_compare else a.models):
         for seed in range(a.seeds):
             d = run_dir(a.preset, kind, seed)
             if a.retrain or not (d / "ckpt.pt").exists():
