@@ -6,6 +6,7 @@ without an error and failing every checker by tests/test_student_edition.py.
 """
 
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -118,8 +119,9 @@ def test_list_falls_back_to_first_heading(tmp_path, capsys):
     del nb.metadata["xlstm_edu"]
     nbformat.write(nb, tmp_path / "08_other.ipynb")
     rows = course.chapters(tmp_path)
-    assert rows[0] == {"chapter": 7, "title": "Toy", "minutes": 5, "file": "07_toy.ipynb"}
-    assert rows[1] == {"chapter": 8, "title": "A toy chapter", "minutes": None, "file": "08_other.ipynb"}
+    assert rows[0] == {"chapter": 7, "title": "Toy", "minutes": 5, "file": "07_toy.ipynb", "summary": None}
+    assert rows[1] == {"chapter": 8, "title": "A toy chapter", "minutes": None, "file": "08_other.ipynb",
+                       "summary": None}
     assert course.main(["--dir", str(tmp_path), "list"]) == 0
     out = capsys.readouterr().out
     assert "Toy" in out and "A toy chapter" in out and "5 min" in out
@@ -291,3 +293,18 @@ def test_static_widgets_without_state_keeps_other_outputs():
     assert nb.cells[1].outputs[0]["text"] == "hello\n"
     assert "Interactive controls" in nb.cells[1].outputs[1]["data"]["text/html"]
 
+
+
+def test_readme_chapter_table_is_the_notebooks_metadata():
+    """The README's table of chapters (numbers, titles, summaries, times) is ``course list --markdown``: a chapter's
+    time or title changed in its notebook must be changed in the README too."""
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text(encoding="utf-8")
+    table = course.markdown_table(course.chapters(repo / "notebooks"))
+    assert table in readme, ("README.md's chapter table differs from the notebooks' metadata; paste the output of "
+                             "`python -m xlstm_edu.course list --markdown`:\n" + table)
+
+
+def test_every_chapter_has_a_summary_and_a_time():
+    for r in course.chapters(Path(__file__).resolve().parents[1] / "notebooks"):
+        assert r["summary"] and r["minutes"], f"{r['file']}: metadata needs 'summary' and 'minutes'"

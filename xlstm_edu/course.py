@@ -146,7 +146,17 @@ def chapter_info(nb, path: Path) -> dict:
                 if m:
                     title = m.group(1)
                     break
-    return {"chapter": number, "title": title or path.stem, "minutes": meta.get("minutes"), "file": path.name}
+    return {"chapter": number, "title": title or path.stem, "minutes": meta.get("minutes"), "file": path.name,
+            "summary": meta.get("summary")}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The README's chapter table (``course list --markdown``), built from the notebooks' metadata."""
+    lines = ["| # | chapter | what you do | time |", "|---|---|---|---|"]
+    for r in rows:
+        minutes = f"{r['minutes']} min" if r["minutes"] else "?"
+        lines.append(f"| {r['chapter']} | {r['title']} | {r['summary'] or ''} | {minutes} |")
+    return "\n".join(lines)
 
 
 def chapters(directory: Path | str | None = None) -> list[dict]:
@@ -471,6 +481,9 @@ def build_html(out: Path | str, *, fast: bool = False, only=None, directory: Pat
 # ---------------------------------------------------------------------------------------------------------- CLI
 def _cmd_list(args) -> int:
     rows = chapters(args.dir)
+    if args.markdown:
+        print(markdown_table(rows))
+        return 0
     total = 0
     for r in rows:
         minutes = r["minutes"]
@@ -498,7 +511,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", default=None, help="the notebooks folder (default: notebooks/ of the course "
                                                     "folder, see xlstm_edu.paths)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="print the chapters with their estimated times")
+    p = sub.add_parser("list", help="print the chapters with their estimated times")
+    p.add_argument("--markdown", action="store_true", help="as the README's table (number, title, summary, time)")
     p = sub.add_parser("student", help="write the student edition (solutions and model answers hidden, "
                                        "outputs cleared)")
     p.add_argument("--out", default="build/student")
