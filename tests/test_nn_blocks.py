@@ -68,7 +68,7 @@ def test_step_generation_equals_full_forward(slstm_at, forget_gate):
 
 
 def expected_params(cfg: XLSTMConfig) -> int:
-    """The parameter count written out from SPEC.md §3 / the official layer shapes, independently of the code."""
+    """The parameter count written out from the official layer shapes (xlstm 2.0.6), independently of the code."""
     E, V, K, NH = cfg.embedding_dim, cfg.vocab_size, cfg.conv1d_kernel_size, cfg.num_heads
     inner = math.ceil(cfg.mlstm_proj_factor * E / 64) * 64
     ffn = math.ceil(cfg.ffn_proj_factor * E / 64) * 64
