@@ -58,6 +58,7 @@ from pathlib import Path
 import torch
 
 from xlstm_edu.models import KIND_NAMES, PRESET_NAMES, label
+from xlstm_edu.outfiles import check_output_file
 
 MODELS = ("xlstm", "gpt", "lstm")
 README_BEGIN = "<!-- compare:{preset}:begin (written by python -m xlstm_edu.compare --update-readme) -->"
@@ -403,18 +404,6 @@ def _commit() -> str:
     return (sha + ("+uncommitted changes" if dirty else "")) if sha else "unknown"
 
 
-def _writable_file(path: Path, what: str) -> None:
-    if path.is_dir():
-        raise ValueError(f"{what} {path} is a folder; expected a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.with_name(path.name + ".write_test")
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"{what} {path}: cannot write there ({e.strerror or e})") from None
-
-
 def _floats(text: str) -> tuple:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -471,15 +460,15 @@ def main(argv=None) -> int:
         out = Path(args.out) if args.out else runs_dir() / f"compare_{args.preset}"
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file; expected a folder for the runs")
-        _writable_file(out / "probe", "--out")
+        check_output_file(out / "probe", "--out")
         json_path = Path(args.json) if args.json else results_path(args.preset)
-        _writable_file(json_path, "--json")
-        _writable_file(json_path.with_suffix(".png"), "the figure")
+        check_output_file(json_path, "--json")
+        check_output_file(json_path.with_suffix(".png"), "the figure")
         readme = home() / "README.md"
         if args.update_readme:
             if not readme.is_file() or README_BEGIN.format(preset=args.preset) not in readme.read_text("utf-8"):
                 raise ValueError(f"--update-readme: {readme} has no comparison block for {args.preset}")
-            _writable_file(readme, "--update-readme")
+            check_output_file(readme, "--update-readme")
     except (ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

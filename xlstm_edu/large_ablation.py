@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from xlstm_edu.nn.large import XLSTMLarge, XLSTMLargeConfig
+from xlstm_edu.outfiles import check_output_file
 
 VARIANTS = {  # name -> config overrides of the 7B recipe
     "7B recipe": {},
@@ -243,15 +244,11 @@ def parse(argv):
             str(results_dir() / "large_ablation.json")
     if a.png is None:
         a.png = str(Path(a.json).with_suffix(".png"))
-    for path in (a.json, a.png):  # check the outputs before any work
-        d = Path(path).resolve().parent
-        if Path(path).is_dir():
-            p.error(f"{path} is a folder; expected a file path")
-        probe = d
-        while not probe.exists():
-            probe = probe.parent
-        if not os.access(probe, os.W_OK):
-            p.error(f"cannot write {path}")
+    for path, option in ((a.json, "--json"), (a.png, "--png")):  # check the outputs before any work
+        try:
+            check_output_file(path, option)
+        except ValueError as e:
+            p.error(str(e))
     return a
 
 

@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from xlstm_edu.models import KIND_NAMES as KINDS  # the model registry
+from xlstm_edu.outfiles import check_output_file
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -227,7 +228,6 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    from xlstm_edu.bench.generate import check_output_path
     from xlstm_edu.experiments import code_version
     from xlstm_edu.paths import results_dir
     from xlstm_edu.presets import get_preset
@@ -236,8 +236,8 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     a, extra = parse(argv)
     try:  # every output path is checked before any work
-        out = check_output_path(a.json or results_dir() / "long_context.json")
-        png = check_output_path(a.png or out.with_suffix(".png"))
+        out = check_output_file(a.json or results_dir() / "long_context.json", "--json")
+        png = check_output_file(a.png or out.with_suffix(".png"), "--png")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -21,7 +21,7 @@ def check_output_file(path, option: str = "output") -> Path:
     text = str(path)
     p = Path(text).expanduser()
     if text.endswith(("/", os.sep)) or p.is_dir():
-        raise ValueError(f"{option}: expected a file name, got the folder {text!r} (add a file name, "
+        raise ValueError(f"{option}: {text!r} is a folder; expected a file name (add one, "
                          f"e.g. {os.path.join(text, 'results.json')!r})")
     parent = p.parent
     for ancestor in [parent, *parent.parents]:  # a path through a file can never be created

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from xlstm_edu.outfiles import check_output_file
+
 MODELS = ("xlstm", "mlstm", "gpt", "gpt-window", "lstm")
 GPT_REAL_TOKENS = 256  # the GPT cache holds the real keys/values of this many tokens, repeated up to P
 
@@ -74,19 +76,6 @@ def parse(argv):
     return a
 
 
-def check_output_path(path) -> Path:
-    """Fail before any work if ``path`` cannot be written (a folder, or a folder we cannot create or write)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"--json {path}: is a folder, expected a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise ValueError(f"--json {path}: cannot write there ({e.strerror or e})") from None
-    return path
 
 
 def provenance(argv) -> dict:
@@ -188,7 +177,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse(argv)
     try:
-        out = check_output_path(a.json) if a.json else None
+        out = check_output_file(a.json, "--json") if a.json else None
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from xlstm_edu.bench.flops import train_flops_per_token
 from xlstm_edu.models import KIND_NAMES
+from xlstm_edu.outfiles import check_output_file
 
 OURS = KIND_NAMES + ("large",)  # the registry's kinds, and the 7B-style model of xlstm_edu.nn.large
 OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
@@ -153,9 +154,10 @@ def parse(argv):
         p.error(f"official-large runs the official chunkwise kernel in train mode, which needs the context length "
                 f"({a.context_length}) to be a multiple of the chunk size ({a.chunk_size})")
     if a.json:
-        out_dir = os.path.dirname(os.path.abspath(a.json))
-        if os.path.isdir(a.json) or (os.path.exists(out_dir) and not os.access(out_dir, os.W_OK)):
-            p.error(f"--json {a.json}: cannot write there")
+        try:
+            check_output_file(a.json, "--json")
+        except ValueError as e:
+            p.error(str(e))
     return a
 
 
