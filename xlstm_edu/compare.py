@@ -48,7 +48,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -58,7 +57,7 @@ from pathlib import Path
 import torch
 
 from xlstm_edu.models import KIND_NAMES, PRESET_NAMES, label
-from xlstm_edu.outfiles import check_output_file
+from xlstm_edu.outfiles import check_output_file, code_version
 
 MODELS = ("xlstm", "gpt", "lstm")
 README_BEGIN = "<!-- compare:{preset}:begin (written by python -m xlstm_edu.compare --update-readme) -->"
@@ -393,17 +392,6 @@ def plot(results: dict, path=None):
 
 
 # ------------------------------------------------------------------------------------------ command line
-def _commit() -> str:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10,
-                             cwd=Path(__file__).resolve().parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10, cwd=Path(__file__).resolve().parent).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha + ("+uncommitted changes" if dirty else "")) if sha else "unknown"
-
-
 def _floats(text: str) -> tuple:
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
@@ -485,7 +473,7 @@ def main(argv=None) -> int:
         print(f"\nerror: interrupted. Finished runs are kept in {out}; the same command continues where this one "
               "stopped.", file=sys.stderr)
         return 130
-    header = {"command": command.strip(), "commit": _commit(), "date": datetime.date.today().isoformat(),
+    header = {"command": command.strip(), "commit": code_version(), "date": datetime.date.today().isoformat(),
               "preset": args.preset, "models": list(args.models), "protocol": dataclasses.asdict(proto),
               "budget": "equal training tokens", "corpus": corpus.name, "corpus_note": corpus.note,
               "vocab_size": corpus.vocab_size, "val_tokens": rows[-1]["val_tokens"],

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from xlstm_edu._validate import check_choice, check_positive_int
-from xlstm_edu.outfiles import check_output_file, write_json_atomic
+from xlstm_edu.outfiles import check_output_file, code_version, write_json_atomic
 from xlstm_edu.tasks import (
     IGNORE,
     MQAR,
@@ -369,23 +369,6 @@ def run_mqar_one(setting, width: int, lr: float, kind: str, seed: int, preset: P
             "curve_columns": ["step", "train_time_s", "val_accuracy", "train_loss"], "curve": curve,
             "train_s": round(train_s, 2), "train_cpu_s": round(train_cpu_s, 2),
             "eval_s": round(time.perf_counter() - t0, 2), "preset": preset.name}
-
-
-def code_version() -> str | None:
-    """``git``-style id of the package code the results come from: the commit, plus ``-dirty`` when
-    ``xlstm_edu/`` has uncommitted changes (results of small models depend on every detail of the code, even
-    on the order in which weights are drawn). None outside a git checkout."""
-    import subprocess
-
-    package = Path(__file__).resolve().parent  # the code's own version, wherever the course folder is
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True,
-                               text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "") if commit else None
 
 
 # ------------------------------------------------------------------------------------------ tables

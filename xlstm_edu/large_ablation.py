@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from xlstm_edu.nn.large import XLSTMLarge, XLSTMLargeConfig
-from xlstm_edu.outfiles import check_output_file
+from xlstm_edu.outfiles import check_output_file, code_version
 
 VARIANTS = {  # name -> config overrides of the 7B recipe
     "7B recipe": {},
@@ -193,12 +193,6 @@ def plot(result: dict, path) -> None:
     fig.suptitle(f"tiny xLSTM-7B-style model, lr {cfg['lr']:g}, no clipping, {cfg['seeds']} seeds", fontsize=11)
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def code_version():
-    from xlstm_edu.bench.lm import code_version as cv
-
-    return cv()
 
 
 def parse(argv):

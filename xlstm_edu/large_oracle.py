@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     except ImportError:
         print("error: the official package xlstm is not installed (pip install xlstm==2.0.6)", file=sys.stderr)
         return 2
-    from xlstm_edu.bench.lm import code_version
+    from xlstm_edu.outfiles import code_version
 
     res = {"command": "python -m xlstm_edu.large_oracle " + " ".join(argv), "commit": code_version(),
            "xlstm": importlib.metadata.version("xlstm"),

@@ -323,7 +323,7 @@ def run(models=tuple(MODELS), seeds: int = 3, preset: str = "cpu", json_path=Non
     """Run the whole experiment (hand-set models, the best [0, 1] one-unit model, training); return the result
     object that ``--json`` writes. ``theory=False`` skips the first two parts (the training only).
     ``overrides`` replace fields of the preset's ``Settings`` (``steps=200``)."""
-    from xlstm_edu.experiments import code_version
+    from xlstm_edu.outfiles import code_version
 
     check_choice(preset, "preset", PRESETS)
     unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))

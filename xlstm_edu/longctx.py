@@ -228,7 +228,7 @@ def parse(argv):
 
 
 def main(argv=None) -> int:
-    from xlstm_edu.experiments import code_version
+    from xlstm_edu.outfiles import code_version
     from xlstm_edu.paths import results_dir
     from xlstm_edu.presets import get_preset
     from xlstm_edu.sample import load_run

@@ -4,7 +4,7 @@
 folder, not a path through a file) and that the file can be opened for writing, and raises ``ValueError`` with
 a message that names the command-line option otherwise. A file that did not exist is removed again, so a run
 that fails later leaves nothing behind. ``write_json_atomic`` replaces a result file in one step, so a run
-killed while writing keeps the previous version whole.
+killed while writing keeps the previous version whole. ``code_version`` is the commit every result file records.
 """
 
 from __future__ import annotations
@@ -39,6 +39,23 @@ def check_output_file(path, option: str = "output") -> Path:
     except OSError as e:
         raise ValueError(f"{option}: cannot write {text!r} ({e.strerror or e})") from None
     return p
+
+
+def code_version() -> str | None:
+    """``git``-style id of the package code a result comes from: the commit, plus ``-dirty`` when ``xlstm_edu/``
+    has uncommitted changes (results of small models depend on every detail of the code, even on the order in
+    which weights are drawn). None outside a git checkout."""
+    import subprocess
+
+    package = Path(__file__).resolve().parent  # the code's own version, wherever the course folder is
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=package, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=package, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "") if commit else None
 
 
 def write_json_atomic(path, obj) -> None:

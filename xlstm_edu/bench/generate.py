@@ -80,7 +80,7 @@ def parse(argv):
 
 def provenance(argv) -> dict:
     """The header every result file carries: command, code version, load average, threads, versions, date."""
-    from xlstm_edu.experiments import code_version
+    from xlstm_edu.outfiles import code_version
 
     return {"command": "python -m xlstm_edu.bench generate " + " ".join(argv), "commit": code_version(),
             "load_average_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from xlstm_edu.bench.flops import train_flops_per_token
 from xlstm_edu.models import KIND_NAMES
-from xlstm_edu.outfiles import check_output_file
+from xlstm_edu.outfiles import check_output_file, code_version
 
 OURS = KIND_NAMES + ("large",)  # the registry's kinds, and the 7B-style model of xlstm_edu.nn.large
 OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
@@ -181,21 +181,6 @@ def flops_config(name: str, model, a):
     if name in OFFICIAL:
         return build_ours(TWIN[name], a).cfg
     return model.cfg
-
-
-def code_version() -> str | None:
-    """The git commit of the code (``-dirty`` if ``xlstm_edu/`` has uncommitted changes), or None."""
-    import subprocess
-
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "xlstm_edu"], cwd=root, capture_output=True,
-                               text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return commit + ("-dirty" if dirty else "") if commit else None
 
 
 def main(argv=None):
