@@ -35,7 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xlstm_edu.nn.gating import log_forget_gate
-from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_step
+from xlstm_edu.nn.mlstm import block_chunkwise, block_step
 from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
 
 __all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GateProjection", "GatedFFN", "MLSTMBlock",
@@ -333,18 +333,18 @@ class MLSTMBlock(nn.Module):
         x_c, buf = self.conv(x_m, buf) if buf is not None else (self.conv(x_m), None)
         x_c = F.silu(x_c)  # swish(conv4(x_m))
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
-        heads = lambda t: t.view(B, S, NH, DH).transpose(1, 2)  # noqa: E731  (B, NH, S, DH)
+        heads = lambda t: t.view(B, S, NH, DH).transpose(1, 2)  # noqa: E731  (B, NH, S, DH), a view
         with _no_autocast(x):
-            qf, kf, vf, gif, gff = _full(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2))
-            cell0 = None if cell is None else tuple(_full(*cell))
-            h, (C, n, m) = mlstm_chunkwise(qf, kf, vf, gif, gff, chunk_size=self.chunk_size, state=cell0,
-                                           forget_gate=self.forget_gate)
+            # h comes back laid out like v: (B, S, NH, DH) in memory, so h.transpose(1, 2) below is contiguous
+            h, (C, n, m) = block_chunkwise(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2),
+                                           self.chunk_size, cell, self.forget_gate)
             gates = None
             if return_gates:  # m_t and n_t after every token (the chunkwise form keeps only the chunk borders')
-                m0 = cell0[2] if cell0 is not None else qf.new_zeros(B, NH)
-                n0 = cell0[1] if cell0 is not None else qf.new_zeros(B, NH, DH)
-                ms, (ns,) = _stabilized_scan(log_forget_gate(gff, self.forget_gate).transpose(1, 2),
-                                             gif.transpose(1, 2), m0, [(n0, kf.transpose(1, 2))])
+                kf, gif, gff = _full(k.view(B, S, NH, DH), gi, gf)
+                cell0 = None if cell is None else tuple(_full(*cell))
+                m0 = cell0[2] if cell0 is not None else kf.new_zeros(B, NH)
+                n0 = cell0[1] if cell0 is not None else kf.new_zeros(B, NH, DH)
+                ms, (ns,) = _stabilized_scan(log_forget_gate(gff, self.forget_gate), gif, m0, [(n0, kf)])
                 gates = self._gates(q, k, v, gi, gf, z, ms, ns)
         y = self._post(x, h.to(x_c.dtype).transpose(1, 2), x_c, z)
         return _returns(y, (buf, C, n, m) if return_state else None, gates, return_state, return_gates)
@@ -372,8 +372,7 @@ class MLSTMBlock(nn.Module):
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
         heads = lambda t: t.view(B, self.num_heads, self.head_dim)  # noqa: E731
         with _no_autocast(x_t):
-            h, (C, n, m) = mlstm_step(*_full(heads(q), heads(k), heads(v), gi, gf), tuple(_full(C, n, m)),
-                                      forget_gate=self.forget_gate)
+            h, (C, n, m) = block_step(heads(q), heads(k), heads(v), gi, gf, (C, n, m), self.forget_gate)
         y = self._post(x_t, h.to(x_c.dtype), x_c, z)
         return _returns(y, (buf, C, n, m), self._gates(q, k, v, gi, gf, z, m, n) if return_gates else None,
                         True, return_gates)
