@@ -85,15 +85,14 @@ class CausalConv1d(nn.Module):
         self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size - 1, groups=dim, bias=True)
 
     def forward(self, x, buf=None):
-        # (B, S, D) seen as a 2-D image (B, D, 1, S) in channels-last memory: no transposed copies of x or y
         K, D = self.kernel_size, self.dim
+        b = self.conv.bias.to(x.dtype)  # (autocast does not cover CPU convs)
+        if buf is None:  # zeros before t = 0: K shifted multiply-adds (the training path)
+            return _ShiftedConv.apply(x, self.conv.weight.to(x.dtype), b)
+        # (B, S, D) seen as a 2-D image (B, D, 1, S) in channels-last memory: no transposed copies of x or y.
         # ``view``, not ``unsqueeze``: the weight's gradient then has the weight's own strides, which
         # DistributedDataParallel's gradient buckets require ("Grad strides do not match bucket view strides")
         w = self.conv.weight.to(x.dtype).view(D, 1, 1, K)
-        b = self.conv.bias.to(x.dtype)  # (autocast does not cover CPU convs)
-        if buf is None:
-            y = F.conv2d(F.pad(x.transpose(1, 2).unsqueeze(2), (K - 1, 0)), w, b, groups=D)  # zeros before t = 0
-            return y.squeeze(2).transpose(1, 2)
         _check_buf(buf, x.shape[0], K, D)
         xx = torch.cat([buf.to(x.dtype), x], dim=1)  # the previous K-1 inputs, then this call's
         y = F.conv2d(xx.transpose(1, 2).unsqueeze(2), w, b, groups=D)
@@ -109,6 +108,43 @@ class CausalConv1d(nn.Module):
         window = torch.cat([buf.to(x_t.dtype), x_t[:, None, :]], dim=1)  # (B, K, D), oldest first
         w, b = self.conv.weight[:, 0, :].to(x_t.dtype), self.conv.bias.to(x_t.dtype)  # w (D, K)
         return (window * w.t()).sum(1) + b, window[:, 1:]
+
+
+class _ShiftedConv(torch.autograd.Function):
+    """The depthwise causal convolution from zeros, y_t = b + Σ_j w_j ⊙ x_{t-K+1+j}, on x (B, S, D) as it is laid
+    out: one multiply-add per tap over x shifted in time (a row offset in memory). The backward pass is the same
+    K shifted multiply-adds for x and one product-sum per tap for w, about half the time of the convolution
+    kernels' forward and backward on a CPU (a depthwise convolution has too little arithmetic for them to pay).
+    w (D, 1, K) is ``nn.Conv1d``'s weight; its gradient comes back in that shape and layout."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        K = w.shape[-1]
+        wt = w.reshape(w.shape[0], K).t()  # (K, D): the tap j weights, j = K-1 for x_t itself
+        y = torch.addcmul(b, x, wt[K - 1])
+        for lag in range(1, min(K, x.shape[1])):  # y_t += w_{K-1-lag} x_{t-lag}
+            y[:, lag:].addcmul_(x[:, :-lag], wt[K - 1 - lag])
+        ctx.save_for_backward(x, w)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        K, S = w.shape[-1], x.shape[1]
+        wt = w.reshape(w.shape[0], K).t()
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = dy * wt[K - 1]
+            for lag in range(1, min(K, S)):
+                dx[:, :-lag].addcmul_(dy[:, lag:], wt[K - 1 - lag])
+        if ctx.needs_input_grad[1]:
+            dw = torch.zeros_like(w)  # (D, 1, K), contiguous like the weight
+            for lag in range(min(K, S)):
+                dw[:, 0, K - 1 - lag] = (dy[:, lag:] * x[:, :S - lag]).sum((0, 1))
+        if ctx.needs_input_grad[2]:
+            db = dy.sum((0, 1))
+        return dx, dw, db
 
 
 def _check_buf(buf, batch_size, K, D):
@@ -187,6 +223,18 @@ class GateProjection(nn.Module):
         """The same as ``forward(cat([q, k, v]))`` without the concatenation: W_q q + W_k k + W_v v + b."""
         Wq, Wk, Wv = self.weight
         return F.linear(q, Wq, self.bias) + F.linear(k, Wk) + F.linear(v, Wv)
+
+    def apply_folded(self, x_c, x_m, qk_proj, v_proj):
+        """The same as ``apply_split(q, k, v)`` for q, k = qk_proj(x_c) and v = v_proj(x_m), from x_c and x_m.
+
+        q, k and v are block-diagonal maps of x_c and x_m, so W_q q + W_k k = (W_q Q + W_k K) x_c and
+        W_v v = (W_v V) x_m: the gates cost two thin products instead of three, and their backward pass adds its
+        gradient to x_c and x_m instead of three (B, S, inner) gradients to q, k and v."""
+        G, nb, bs, _ = qk_proj.weight.shape
+        W = self.weight.view(3, 2 * self.num_heads, nb, bs)
+        A_c = torch.einsum("gnbo,gboi->nbi", W[:2], qk_proj.weight.to(W.dtype)).flatten(1)  # W_q Q + W_k K
+        A_m = torch.einsum("nbo,boi->nbi", W[2], v_proj.weight[0].to(W.dtype)).flatten(1)  # W_v V
+        return F.linear(x_c, A_c.to(x_c.dtype), self.bias.to(x_c.dtype)) + F.linear(x_m, A_m.to(x_m.dtype))
 
 
 class GatedFFN(nn.Module):
@@ -297,10 +345,12 @@ class MLSTMBlock(nn.Module):
         if x_c.dim() == 3:  # a sequence: block-diagonal projections (blocks of 4) as grouped convolutions
             q, k = self.qk_proj.outputs(x_c)
             (v,) = self.v_proj.outputs(x_m)
+            gates = self.gates.apply_folded(x_c, x_m, self.qk_proj, self.v_proj)
         else:  # one token
             q, k = self.qk_proj(x_c).unbind(-2)
             v = self.v_proj(x_m)[..., 0, :]
-        gi, gf = self.gates.apply_split(q, k, v).split(self.num_heads, dim=-1)  # one scalar per head
+            gates = self.gates.apply_split(q, k, v)
+        gi, gf = gates.split(self.num_heads, dim=-1)  # one scalar per head
         return q, k, v, gi, gf
 
     def _post(self, x, h, x_c, z):

@@ -198,13 +198,13 @@ def _block_inputs(q, k, v, i_pre, f_pre, state, *, values: bool, step: bool = Fa
 
 
 class _Chunkwise(torch.autograd.Function):
-    """The chunkwise form with a hand-written backward pass (``_chunks_forward`` / ``_chunks_backward``).
+    """The chunkwise form with a hand-written backward pass (``_span_forward`` / ``_span_backward``).
 
     Autograd through the same forward ops gives the same gradient (to round-off; the tests compare them in
-    float64), but needs about twice the time on a CPU: it keeps the (L, L) intermediates of every elementwise step,
+    float64), but costs much more time on a CPU: it keeps the (L, L) intermediates of every elementwise step,
     makes one pass over memory per op, and adds zero-filled and copied gradients at every slice and concatenation.
-    The backward here makes the same 8 batched matrix products with fewer and fused elementwise passes, and writes
-    the gradients straight into the inputs' memory layout. It is the exact gradient of the forward: through the
+    The backward here makes the same batched matrix products with few, fused elementwise passes, and writes the
+    gradients straight into the inputs' memory layout. It is the exact gradient of the forward: through the
     stabilizers m too (the dependence of h on m through eps and the bound exp(-m_t)), with torch's rules at ties
     (``maximum`` splits the gradient in halves, ``amax`` evenly, ``cummax`` gives it to the index it returns).
 
@@ -214,7 +214,7 @@ class _Chunkwise(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, i_pre, log_f, C0, n0, m0, L, eps):
-        S = q.shape[-2]
+        S, DV = q.shape[-2], v.shape[-1]
         S_full = (S // L) * L
         spans = [(0, S_full, L)] if S_full else []
         if S_full < S:
@@ -222,57 +222,39 @@ class _Chunkwise(torch.autograd.Function):
         h = torch.empty_like(v)
         Ca, m = torch.cat([C0, n0[..., None]], dim=-1), m0  # [C | n]: the normalizer rides along as a column
         saved = []
-        tiles = _tiles(q.shape[:-2], S, L)
-        Ca_out, m_out = torch.empty_like(Ca), torch.empty_like(m)
-        for t0, t1 in tiles:
-            T = slice(t0, t1)
-            Ca_t, m_t = Ca[T], m[T]
-            for s0, s1, Lp in spans:
-                Ca_t, m_t, keep = _chunks_forward(q[T, ..., s0:s1, :], k[T, ..., s0:s1, :], v[T, ..., s0:s1, :],
-                                                  i_pre[T, ..., s0:s1], log_f[T, ..., s0:s1], Lp, Ca_t, m_t, eps,
-                                                  h[T, ..., s0:s1, :])
-                saved += keep
-            Ca_out[T] = Ca_t
-            m_out[T] = m_t
+        for s0, s1, Lp in spans:
+            Ca, m, keep = _span_forward(q[..., s0:s1, :], k[..., s0:s1, :], v[..., s0:s1, :], i_pre[..., s0:s1],
+                                        log_f[..., s0:s1], Lp, Ca, m, eps, h[..., s0:s1, :])
+            saved += keep
         ctx.save_for_backward(*saved)
-        ctx.spans, ctx.eps, ctx.tiles = spans, eps, tiles
+        ctx.spans, ctx.eps = spans, eps
         # the gradients of q, k, v, ĩ and log f will be laid out in memory like them (sizes and strides only)
         ctx.layouts = [torch.empty_like(x, device="meta") for x in (q, k, v, i_pre, log_f)]
-        DV = v.shape[-1]
-        return h, Ca_out[..., :DV], Ca_out[..., DV], m_out
+        return h, Ca[..., :DV], Ca[..., DV], m
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dh, dC, dn, dm):
         saved = ctx.saved_tensors
-        dq, dk, dv, di, dlf = (torch.empty_strided(x.shape, x.stride(), dtype=dh.dtype, device=dh.device)
-                               for x in ctx.layouts)
-        DV = dv.shape[-1]
+        grads = [torch.empty_strided(x.shape, x.stride(), dtype=dh.dtype, device=dh.device) for x in ctx.layouts]
+        DV = grads[2].shape[-1]
         dCa = torch.cat([dC, dn[..., None]], dim=-1)
-        dCa_out, dm_out = torch.empty_like(dCa), torch.empty_like(dm)
-        per = len(saved) // (len(ctx.tiles) * len(ctx.spans))  # tensors kept per span and tile
-        j = len(saved)
-        for t0, t1 in reversed(ctx.tiles):
-            T = slice(t0, t1)
-            dCa_t, dm_t = dCa[T], dm[T]
-            for s0, s1, Lp in reversed(ctx.spans):
-                j -= per
-                dCa_t, dm_t = _chunks_backward(saved[j:j + per], Lp, ctx.eps, dh[T, ..., s0:s1, :], dCa_t, dm_t,
-                                               dq[T, ..., s0:s1, :], dk[T, ..., s0:s1, :], dv[T, ..., s0:s1, :],
-                                               di[T, ..., s0:s1], dlf[T, ..., s0:s1])
-            dCa_out[T] = dCa_t
-            dm_out[T] = dm_t
-        return dq, dk, dv, di, dlf, dCa_out[..., :DV], dCa_out[..., DV], dm_out, None, None
+        per = len(saved) // len(ctx.spans)  # tensors kept per span
+        for j, (s0, s1, Lp) in reversed(list(enumerate(ctx.spans))):
+            dCa, dm = _span_backward(saved[j * per:(j + 1) * per], Lp, ctx.eps, dh[..., s0:s1, :], dCa, dm,
+                                     *(g[..., s0:s1, :] if g.dim() == dh.dim() else g[..., s0:s1] for g in grads))
+        return (*grads, dCa[..., :DV], dCa[..., DV], dm, None, None)
 
 
 TILE = [1 << 18]
 
 
 def _tiles(batch, S, L):
-    """Slices of the first batch dimension, each with about TILE entries per (..., NC, L, L) intermediate."""
+    """Slices of the first batch dimension, each with about TILE entries per (..., NC, L, L) intermediate: the
+    big tensors are worked through tile by tile, each one's intermediates still in cache when they are used."""
     per = math.prod(batch[1:]) * S * L
     step = max(1, TILE[0] // per)
-    return [(t, min(t + step, batch[0])) for t in range(0, batch[0], step)]
+    return [slice(t, min(t + step, batch[0])) for t in range(0, batch[0], step)]
 
 
 def _ties(x, y, grad):
@@ -280,30 +262,24 @@ def _ties(x, y, grad):
     return torch.where(x == y, grad / 2, grad).masked_fill_(x < y, 0)
 
 
-def _chunks_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
+def _span_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
     """Chunkwise form for S = NC·L, from the state (Ca = [C | n], m); writes h into ``h_out`` (any layout).
     Returns (Ca, m) after the last chunk and the tensors the backward pass needs.
 
-    Tricks that keep the number of passes over big arrays small (they dominate the cost on a CPU):
-    the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so [C | n] = Σ w k [v | 1]ᵀ); the
-    scale 1/√DK of q is folded into the decay weights; the row maximum of log D needs no (L, L) pass:
-    max_{s<=t} (b_t - b_s + ĩ_s) = b_t + cummax_s(ĩ_s - b_s); the stabilizers at the chunk borders come first (a
-    loop over (..., NC) numbers), so that every chunk's own contribution to the state is one batched matmul for
-    all chunks, already in the scale of the next border, and the loop over the borders is one multiply-add of
-    (..., DK, DV+1) states per chunk; and the readout [q̂ᵀC_t | q̂ᵀn_t] of the incoming state and of the chunk
-    itself is one matmul [q_in | S̃] @ [C_in ; v | 1], both operands written in place into shared buffers.
+    The gates and stabilizers, (..., NC, L) numbers, are computed first for everything at once; the big tensors
+    then tile by tile (``_tiles``). Tricks that keep the number of passes over big arrays small (they dominate
+    the cost on a CPU): the normalizer n rides along as an extra column of C (n = Σ w k = kᵀ·1, so
+    [C | n] = Σ w k [v | 1]ᵀ); the scale 1/√DK of q is folded into the decay weights; the row maximum of log D
+    needs no (L, L) pass: max_{s<=t} (b_t - b_s + ĩ_s) = b_t + cummax_s(ĩ_s - b_s); the stabilizers at the chunk
+    borders come first, so that every chunk's own contribution to the state is one batched matmul, already in
+    the scale of the next border, and the loop over the borders is one multiply-add of (..., DK, DV+1) states per
+    chunk; and the readout [q̂ᵀC_t | q̂ᵀn_t] of the incoming state and of the chunk itself is one matmul
+    [q_in | S̃] @ [C_in ; v | 1], both operands written in place into shared buffers.
     """
     *batch, S, DK = q.shape
     DV = v.shape[-1]
     NC, W = S // L, DV + 1
-    # one contiguous copy each: q and k feed several batched matmuls (forward and backward), which would otherwise
-    # copy a transposed view such as the blocks' (B, S, NH, DH) -> (B, NH, S, DH) every time
-    q = q.contiguous().view(*batch, NC, L, DK)
-    k = k.contiguous().view(*batch, NC, L, DK)
-    CV = q.new_empty(*batch, NC, DK + L, W)  # per chunk: the incoming state [C | n] above [v | 1]
-    C_in, V = CV[..., :DK, :], CV[..., DK:, :]
-    V[..., :DV] = v.unflatten(-2, (NC, L))
-    V[..., DV] = 1.0
+    # --- the gates and stabilizers (eq. 15-17 per step and per chunk), (..., NC, L) numbers
     i_pre = i_pre.reshape(*batch, NC, L)
     b = torch.cumsum(log_f.reshape(*batch, NC, L), dim=-1)  # log-forget cumsum inside each chunk
     g = b[..., -1]  # (..., NC) total log-forget over a chunk
@@ -314,51 +290,60 @@ def _chunks_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
     for c in range(NC):
         m_in[..., c + 1] = torch.maximum(g[..., c] + m_in[..., c], a_max[..., c])  # at the chunk end (eq. 15)
     m_c, m_n = m_in[..., :NC], m_in[..., 1:]
-
-    # 1) each chunk's own part of the state at its end, Σ_s e^{a_s - m_end} k_s [v_s | 1]ᵀ (eq. 19, 20 over a chunk)
     alpha = torch.exp(a - m_n[..., None])  # = i' e^{a_s - a_max}: the chunk's input gate times the step's weight
-    ka = k * alpha[..., None]
-    C_loc = ka.transpose(-2, -1) @ V  # (..., NC, DK, DV+1)
-    # 2) recurrence over chunk borders: the state [C | n] entering each chunk (eq. 19, 20 for L steps at once)
     f_s = torch.exp(g + m_c - m_n)  # f' of each whole chunk (eq. 17)
-    C_in.select(-3, 0).copy_(Ca)
-    for c in range(NC):  # f' [C | n] + i' Σ k [v | 1]ᵀ
-        out = C_in.select(-3, c + 1) if c + 1 < NC else None
-        Ca = torch.addcmul(C_loc.select(-3, c), C_in.select(-3, c), f_s[..., c, None, None], out=out)
-    m = m_in[..., NC].clone()
-
-    # 3) inside each chunk, in parallel over all chunks: the parallel form plus the incoming state
     w = i_pre - b  # log D_ts = b_t + w_s for s <= t
     cm, cm_idx = torch.cummax(w, dim=-1)
     A, B = b + m_c[..., None], b + cm
     m_t = torch.maximum(A, B)  # = the recurrent m_t (eq. 15)
     u = b - m_t - 0.5 * math.log(DK)  # (- log √DK: the scale of q̂ = q/√DK, applied through the weights)
+    e = torch.exp(u + m_c[..., None])  # the incoming state's weight at step t
     future = torch.full((L, L), -math.inf, dtype=q.dtype, device=q.device).triu(1)  # -inf above the diagonal
-    D = (u[..., :, None] + w[..., None, :]).add_(future).exp_()  # D'/√DK (eq. 75), causal
+
+    # --- the big tensors, tile by tile
+    qc = q.new_empty(*batch, NC, L, DK)  # q and k: one contiguous copy each (they feed several batched matmuls,
+    kc = q.new_empty(*batch, NC, L, DK)  # which would copy a transposed view such as the blocks' every time)
+    CV = q.new_empty(*batch, NC, DK + L, W)  # per chunk: the incoming state [C | n] above [v | 1]
     QS = q.new_empty(*batch, NC, L, DK + L)  # [q_in | S̃]
-    e = torch.exp(u + m_c[..., None])
-    torch.mul(q, e[..., None], out=QS[..., :DK])  # q̂ times the incoming state's weight at step t
-    torch.mul(q @ k.transpose(-2, -1), D, out=QS[..., DK:])  # S̃ = (q̂ kᵀ) ⊙ D'
-    num = QS @ CV  # (..., NC, L, DV+1) = q_in C_in + S̃ [v | 1] = [q̂ᵀC_t | q̂ᵀn_t]
+    D = q.new_empty(*batch, NC, L, L)
+    num = q.new_empty(*batch, NC, L, W)
+    Ca_out = torch.empty_like(Ca)
+    for T in _tiles(batch, S, L):
+        qc[T] = q[T].unflatten(-2, (NC, L))
+        kc[T] = k[T].unflatten(-2, (NC, L))
+        C_in, V = CV[T][..., :DK, :], CV[T][..., DK:, :]
+        V[..., :DV] = v[T].unflatten(-2, (NC, L))
+        V[..., DV] = 1.0
+        # 1) each chunk's own part of the state at its end, Σ_s e^{a_s - m_end} k_s [v_s | 1]ᵀ (eq. 19, 20)
+        C_loc = (kc[T] * alpha[T][..., None]).transpose(-2, -1) @ V  # (..., NC, DK, DV+1)
+        # 2) recurrence over chunk borders: the state [C | n] entering each chunk, f' [C | n] + i' Σ k [v | 1]ᵀ
+        C_in.select(-3, 0).copy_(Ca[T])
+        for c in range(NC):
+            out = C_in.select(-3, c + 1) if c + 1 < NC else Ca_out[T]
+            torch.addcmul(C_loc.select(-3, c), C_in.select(-3, c), f_s[T][..., c, None, None], out=out)
+        # 3) inside each chunk: the parallel form plus the incoming state
+        torch.add(u[T][..., :, None], w[T][..., None, :], out=D[T]).add_(future).exp_()  # D'/√DK (eq. 75)
+        torch.mul(qc[T], e[T][..., None], out=QS[T][..., :DK])  # q̂ times the incoming state's weight
+        torch.mul(qc[T] @ kc[T].transpose(-2, -1), D[T], out=QS[T][..., DK:])  # S̃ = (q̂ kᵀ) ⊙ D'
+        torch.matmul(QS[T], CV[T], out=num[T])  # q_in C_in + S̃ [v | 1] = [q̂ᵀC_t | q̂ᵀn_t]
+    # --- eq. 21 (times a reciprocal rather than a division)
     den_abs = num[..., DV].abs()
     bound = normalizer_bound(m_t)
-    # eq. 21; times a reciprocal rather than a division
     r = torch.reciprocal(torch.maximum(den_abs, bound) + eps)
     torch.mul(num[..., :DV], r[..., None], out=h_out.unflatten(-2, (NC, L)))
-    keep = (q, k, CV, QS, D, num, alpha, f_s, m_in, g, a, a_max, cm_idx, A, B, m_t, e, den_abs, bound, r)
-    return Ca, m, list(keep)
+    keep = (qc, kc, CV, QS, D, num, alpha, f_s, m_in, g, a, a_max, cm_idx, A, B, m_t, e, den_abs, bound, r)
+    return Ca_out, m_in[..., NC].clone(), list(keep)
 
 
-def _chunks_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out, dlf_out):
-    """The backward pass of ``_chunks_forward``: writes the gradients of q, k, v, ĩ, log f into the ``*_out``
+def _span_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out, dlf_out):
+    """The backward pass of ``_span_forward``: writes the gradients of q, k, v, ĩ, log f into the ``*_out``
     views (any layout) and returns those of the incoming state (Ca, m), given those of the outgoing one."""
-    (q, k, CV, QS, D, num, alpha, f_s, m_in, g, a, a_max, cm_idx, A, B, m_t, e, den_abs, bound, r) = saved
-    *batch, NC, _, DK = q.shape
-    DV = CV.shape[-1] - 1
-    C_in, V = CV[..., :DK, :], CV[..., DK:, :]
-    Sm = QS[..., DK:]
-    mx = _MAX_EXPONENT[q.dtype]
-    # h = num_v · r, r = 1 / (max(|den|, bound) + eps), bound = exp(min(-m_t, mx))
+    (qc, kc, CV, QS, D, num, alpha, f_s, m_in, g, a, a_max, cm_idx, A, B, m_t, e, den_abs, bound, r) = saved
+    *batch, NC, _, DK = qc.shape
+    S, DV = NC * L, CV.shape[-1] - 1
+    tiles = _tiles(batch, S, L)
+    mx = _MAX_EXPONENT[qc.dtype]
+    # --- h = num_v · r, r = 1 / (max(|den|, bound) + eps), bound = exp(min(-m_t, mx))
     dh = dh.unflatten(-2, (NC, L))
     dnum = torch.empty_like(num)
     torch.mul(dh, r[..., None], out=dnum[..., :DV])
@@ -366,19 +351,24 @@ def _chunks_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out,
     dnum[..., DV] = _ties(den_abs, bound, d_max) * num[..., DV].sgn()
     dm_t = (_ties(bound, den_abs, d_max) * bound).masked_fill_(m_t < -mx, 0).neg_()
 
-    # num = [q_in | S̃] @ [C_in ; V],  S̃ = (q kᵀ) ⊙ D,  D = exp(u_t + w_s) (s <= t),  q_in = q ⊙ e,  e = exp(u + m_c)
-    dQS = dnum @ CV.transpose(-2, -1)  # [dq_in | dS̃]
-    dCV = QS.transpose(-2, -1) @ dnum  # [dC_in ; dV]
-    dq_in, dSm = dQS[..., :DK], dQS[..., DK:]
-    dC_in, dV = dCV[..., :DK, :], dCV[..., DK:, :]
-    dlogD = dSm * Sm  # = dD ⊙ D
-    dP = dSm.mul_(D)
-    du = dlogD.sum(-1)
-    dw = dlogD.sum(-2)
-    ds = (dq_in * q).sum(-1).mul_(e)  # through e = exp(u + m_c)
+    # --- num = [q_in | S̃] @ [C_in ; V],  S̃ = (q kᵀ) ⊙ D,  D = exp(u_t + w_s) (s <= t),  q_in = q ⊙ e
+    dCV = torch.empty_like(CV)  # [dC_in ; dV]
+    dkP = torch.empty_like(kc)  # the part Pᵀ-of-dq of dk (its other part needs the state gradients)
+    du, dw, ds = (torch.empty_like(a) for _ in range(3))
+    for T in tiles:
+        dQS = dnum[T] @ CV[T].transpose(-2, -1)  # [dq_in | dS̃]
+        torch.matmul(QS[T].transpose(-2, -1), dnum[T], out=dCV[T])
+        dq_in, dSm = dQS[..., :DK], dQS[..., DK:]
+        dlogD = dSm * QS[T][..., DK:]  # = dD ⊙ D
+        dP = dSm.mul_(D[T])
+        torch.sum(dlogD, -1, out=du[T])
+        torch.sum(dlogD, -2, out=dw[T])
+        torch.sum(dq_in * qc[T], -1, out=ds[T])
+        torch.addcmul(dP @ kc[T], dq_in, e[T][..., None], out=dq_out[T].unflatten(-2, (NC, L)))
+        torch.matmul(dP.transpose(-2, -1), qc[T], out=dkP[T])
+    ds.mul_(e)  # through e = exp(u + m_c)
     du += ds
     dm_c = ds.sum(-1)
-    torch.addcmul(dP @ k, dq_in, e[..., None], out=dq_out.unflatten(-2, (NC, L)))
     # u = b - m_t - log √DK,  m_t = maximum(b + m_c, b + cummax(w)),  w = ĩ - b
     db = du.clone()
     dm_t -= du
@@ -391,7 +381,8 @@ def _chunks_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out,
     di = dw
     db -= dw
 
-    # the borders, backwards: Ca_{c+1} = f'_c Ca_c + C_loc_c; dCn[c] is the gradient of Ca_{c+1}
+    # --- the borders, backwards: Ca_{c+1} = f'_c Ca_c + C_loc_c; dCn[c] is the gradient of Ca_{c+1}
+    C_in, dC_in = CV[..., :DK, :], dCV[..., :DK, :]
     dCn = torch.empty_like(C_in)
     dCn.select(-3, NC - 1).copy_(dCa)
     for c in reversed(range(NC)):
@@ -399,12 +390,17 @@ def _chunks_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out,
         dCa = torch.addcmul(dC_in.select(-3, c), dCn.select(-3, c), f_s[..., c, None, None], out=out)
     dxf = (dCn * C_in).sum((-2, -1)).mul_(f_s)  # gradient of f'_c's exponent g_c + m_c - m_{c+1}
     # C_loc = (k ⊙ alpha)ᵀ V,  alpha = exp(a - m_{c+1})
-    Kd = k @ dCn  # so that the gradient of V through C_loc is alpha ⊙ Kd
-    dka = V @ dCn.transpose(-2, -1)
-    torch.addcmul(dP.transpose(-2, -1) @ q, dka, alpha[..., None], out=dk_out.unflatten(-2, (NC, L)))
-    torch.addcmul(dV[..., :DV], Kd[..., :DV], alpha[..., None], out=dv_out.unflatten(-2, (NC, L)))
-    dxa = (V * Kd).sum(-1).mul_(alpha)  # gradient of alpha's exponent a_s - m_{c+1}
-    # the stabilizers at the borders, backwards: m_{c+1} = maximum(g_c + m_c, a_max_c)
+    dxa = torch.empty_like(a)
+    for T in tiles:
+        V = CV[T][..., DK:, :]
+        Kd = kc[T] @ dCn[T]  # so that the gradient of V through C_loc is alpha ⊙ Kd
+        dka = V @ dCn[T].transpose(-2, -1)
+        torch.addcmul(dkP[T], dka, alpha[T][..., None], out=dk_out[T].unflatten(-2, (NC, L)))
+        torch.addcmul(dCV[T][..., DK:, :DV], Kd[..., :DV], alpha[T][..., None],
+                      out=dv_out[T].unflatten(-2, (NC, L)))
+        torch.sum(V * Kd, -1, out=dxa[T])
+    dxa.mul_(alpha)  # gradient of alpha's exponent a_s - m_{c+1}
+    # --- the stabilizers at the borders, backwards: m_{c+1} = maximum(g_c + m_c, a_max_c)
     d_end = dxa.sum(-1).add_(dxf).neg_()  # what m_{c+1} receives through alpha and f'
     dg = dxf.clone()
     da_max = torch.empty_like(a_max)
