@@ -355,7 +355,7 @@ class MLSTMBlock(nn.Module):
 
     def _post(self, x, h, x_c, z):
         # h (..., NH, DH) -> head-wise norm, learnable skip, output gate swish(z), down-projection, residual
-        y = (self.outnorm(h) + self.skip * x_c) * F.silu(z)
+        y = torch.addcmul(self.outnorm(h), self.skip, x_c) * F.silu(z)  # (norm(h) + s ⊙ x_c) ⊙ swish(z)
         return x + self.dropout(self.proj_down(y))
 
     def _gates(self, q, k, v, gi, gf, z, m, n):
