@@ -298,6 +298,8 @@ def _span_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
     m_t = torch.maximum(A, B)  # = the recurrent m_t (eq. 15)
     u = b - m_t - 0.5 * math.log(DK)  # (- log √DK: the scale of q̂ = q/√DK, applied through the weights)
     e = torch.exp(u + m_c[..., None])  # the incoming state's weight at step t
+    bound = normalizer_bound(m_t)  # exp(-m_t), the lower bound of the denominator (eq. 21)
+    den_abs, r = torch.empty_like(a), torch.empty_like(a)
     future = torch.full((L, L), -math.inf, dtype=q.dtype, device=q.device).triu(1)  # -inf above the diagonal
 
     # --- the big tensors, tile by tile
@@ -326,11 +328,10 @@ def _span_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
         torch.mul(qc[T], e[T][..., None], out=QS[T][..., :DK])  # q̂ times the incoming state's weight
         torch.mul(qc[T] @ kc[T].transpose(-2, -1), D[T], out=QS[T][..., DK:])  # S̃ = (q̂ kᵀ) ⊙ D'
         torch.matmul(QS[T], CV[T], out=num[T])  # q_in C_in + S̃ [v | 1] = [q̂ᵀC_t | q̂ᵀn_t]
-    # --- eq. 21 (times a reciprocal rather than a division)
-    den_abs = num[..., DV].abs()
-    bound = normalizer_bound(m_t)
-    r = torch.reciprocal(torch.maximum(den_abs, bound) + eps)
-    torch.mul(num[..., :DV], r[..., None], out=h_out.unflatten(-2, (NC, L)))
+        # eq. 21 (times a reciprocal rather than a division)
+        torch.abs(num[T][..., DV], out=den_abs[T])
+        torch.reciprocal(torch.maximum(den_abs[T], bound[T]).add_(eps), out=r[T])
+        torch.mul(num[T][..., :DV], r[T][..., None], out=h_out[T].unflatten(-2, (NC, L)))
     keep = (qc, kc, CV, QS, D, num, alpha, f_s, m_in, g, a, a_max, cm_idx, A, B, m_t, e, den_abs, bound, r)
     return Ca_out, m_in[..., NC].clone(), list(keep)
 
@@ -343,21 +344,19 @@ def _span_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out, d
     S, DV = NC * L, CV.shape[-1] - 1
     tiles = _tiles(batch, S, L)
     mx = _MAX_EXPONENT[qc.dtype]
-    # --- h = num_v · r, r = 1 / (max(|den|, bound) + eps), bound = exp(min(-m_t, mx))
     dh = dh.unflatten(-2, (NC, L))
-    dnum = torch.empty_like(num)
-    torch.mul(dh, r[..., None], out=dnum[..., :DV])
-    d_max = (dh * num[..., :DV]).sum(-1).mul_(r * r).neg_()
-    dnum[..., DV] = _ties(den_abs, bound, d_max) * num[..., DV].sgn()
-    dm_t = (_ties(bound, den_abs, d_max) * bound).masked_fill_(m_t < -mx, 0).neg_()
-
-    # --- num = [q_in | S̃] @ [C_in ; V],  S̃ = (q kᵀ) ⊙ D,  D = exp(u_t + w_s) (s <= t),  q_in = q ⊙ e
-    dCV = torch.empty_like(CV)  # [dC_in ; dV]
-    dkP = torch.empty_like(kc)  # the part Pᵀ-of-dq of dk (its other part needs the state gradients)
-    du, dw, ds = (torch.empty_like(a) for _ in range(3))
-    for T in tiles:
-        dQS = dnum[T] @ CV[T].transpose(-2, -1)  # [dq_in | dS̃]
-        torch.matmul(QS[T].transpose(-2, -1), dnum[T], out=dCV[T])
+    d_max, du, dw, ds, dxa = (torch.empty_like(a) for _ in range(5))
+    dxf = torch.empty_like(f_s)
+    dCa_in = torch.empty_like(dCa)
+    for T in tiles:  # everything of one tile, while its tensors are in cache
+        # h = num_v · r,  r = 1 / (max(|den|, bound) + eps),  bound = exp(min(-m_t, mx))
+        dnum = torch.empty_like(num[T])
+        torch.mul(dh[T], r[T][..., None], out=dnum[..., :DV])
+        torch.sum(dh[T] * num[T][..., :DV], -1, out=d_max[T]).mul_(r[T] * r[T]).neg_()
+        dnum[..., DV] = _ties(den_abs[T], bound[T], d_max[T]) * num[T][..., DV].sgn()
+        # num = [q_in | S̃] @ [C_in ; V],  S̃ = (q kᵀ) ⊙ D,  D = exp(u_t + w_s) (s <= t),  q_in = q ⊙ e
+        dQS = dnum @ CV[T].transpose(-2, -1)  # [dq_in | dS̃]
+        dCV = QS[T].transpose(-2, -1) @ dnum  # [dC_in ; dV]
         dq_in, dSm = dQS[..., :DK], dQS[..., DK:]
         dlogD = dSm * QS[T][..., DK:]  # = dD ⊙ D
         dP = dSm.mul_(D[T])
@@ -365,7 +364,23 @@ def _span_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out, d
         torch.sum(dlogD, -2, out=dw[T])
         torch.sum(dq_in * qc[T], -1, out=ds[T])
         torch.addcmul(dP @ kc[T], dq_in, e[T][..., None], out=dq_out[T].unflatten(-2, (NC, L)))
-        torch.matmul(dP.transpose(-2, -1), qc[T], out=dkP[T])
+        # the borders, backwards: Ca_{c+1} = f'_c Ca_c + C_loc_c; dCn[c] is the gradient of Ca_{c+1}
+        C_in, dC_in, V = CV[T][..., :DK, :], dCV[..., :DK, :], CV[T][..., DK:, :]
+        dCn = torch.empty_like(C_in)
+        dCn.select(-3, NC - 1).copy_(dCa[T])
+        for c in reversed(range(NC)):
+            out = dCn.select(-3, c - 1) if c else dCa_in[T]
+            torch.addcmul(dC_in.select(-3, c), dCn.select(-3, c), f_s[T][..., c, None, None], out=out)
+        torch.sum(dCn * C_in, (-2, -1), out=dxf[T])  # (times f': the gradient of f'_c's exponent)
+        # C_loc = (k ⊙ alpha)ᵀ V,  alpha = exp(a - m_{c+1})
+        Kd = kc[T] @ dCn  # so that the gradient of V through C_loc is alpha ⊙ Kd
+        dka = V @ dCn.transpose(-2, -1)
+        torch.addcmul(dP.transpose(-2, -1) @ qc[T], dka, alpha[T][..., None], out=dk_out[T].unflatten(-2, (NC, L)))
+        torch.addcmul(dCV[..., DK:, :DV], Kd[..., :DV], alpha[T][..., None], out=dv_out[T].unflatten(-2, (NC, L)))
+        torch.sum(V * Kd, -1, out=dxa[T])
+    dCa = dCa_in
+    dxf.mul_(f_s)  # gradient of f'_c's exponent g_c + m_c - m_{c+1}
+    dm_t = (_ties(bound, den_abs, d_max) * bound).masked_fill_(m_t < -mx, 0).neg_()
     ds.mul_(e)  # through e = exp(u + m_c)
     du += ds
     dm_c = ds.sum(-1)
@@ -380,25 +395,6 @@ def _span_backward(saved, L, eps, dh, dCa, dm, dq_out, dk_out, dv_out, di_out, d
     dw.scatter_add_(-1, cm_idx, dB)
     di = dw
     db -= dw
-
-    # --- the borders, backwards: Ca_{c+1} = f'_c Ca_c + C_loc_c; dCn[c] is the gradient of Ca_{c+1}
-    C_in, dC_in = CV[..., :DK, :], dCV[..., :DK, :]
-    dCn = torch.empty_like(C_in)
-    dCn.select(-3, NC - 1).copy_(dCa)
-    for c in reversed(range(NC)):
-        out = dCn.select(-3, c - 1) if c else None
-        dCa = torch.addcmul(dC_in.select(-3, c), dCn.select(-3, c), f_s[..., c, None, None], out=out)
-    dxf = (dCn * C_in).sum((-2, -1)).mul_(f_s)  # gradient of f'_c's exponent g_c + m_c - m_{c+1}
-    # C_loc = (k ⊙ alpha)ᵀ V,  alpha = exp(a - m_{c+1})
-    dxa = torch.empty_like(a)
-    for T in tiles:
-        V = CV[T][..., DK:, :]
-        Kd = kc[T] @ dCn[T]  # so that the gradient of V through C_loc is alpha ⊙ Kd
-        dka = V @ dCn[T].transpose(-2, -1)
-        torch.addcmul(dkP[T], dka, alpha[T][..., None], out=dk_out[T].unflatten(-2, (NC, L)))
-        torch.addcmul(dCV[T][..., DK:, :DV], Kd[..., :DV], alpha[T][..., None],
-                      out=dv_out[T].unflatten(-2, (NC, L)))
-        torch.sum(V * Kd, -1, out=dxa[T])
     dxa.mul_(alpha)  # gradient of alpha's exponent a_s - m_{c+1}
     # --- the stabilizers at the borders, backwards: m_{c+1} = maximum(g_c + m_c, a_max_c)
     d_end = dxa.sum(-1).add_(dxf).neg_()  # what m_{c+1} receives through alpha and f'
