@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from xlstm_edu.nn.gating import log_forget_gate
 from xlstm_edu.nn.mlstm import block_chunkwise, block_step
-from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
+from xlstm_edu.nn.slstm import block_recurrent, block_step as slstm_block_step, slstm_zero_state
 
 __all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GateProjection", "GatedFFN", "MLSTMBlock",
            "SLSTMBlock", "round_up", "small_init_", "wang_init_"]
@@ -506,11 +506,12 @@ class SLSTMBlock(nn.Module):
         else:
             x_c = xn
         with _no_autocast(x):
-            wx, R, b = _full(self._wx(xn, x_c), self.R, self.b)
-            cell0 = None if cell is None else tuple(_full(*cell))
-            h, (h_last, c, n, m) = slstm_recurrent(wx, R, b, state=cell0, forget_gate=self.forget_gate)
+            wx = self._wx(xn, x_c)
+            h, (h_last, c, n, m) = block_recurrent(wx, self.R, self.b, cell, self.forget_gate)
             gates = None
             if return_gates:  # pre-activations and (m, c, n) after every token (the fused cell keeps the last)
+                wx = _full(wx)[0]
+                cell0 = None if cell is None else tuple(_full(*cell))
                 B, S, _, H = wx.shape
                 cell0 = cell0 or slstm_zero_state((B,), H, dtype=wx.dtype, device=wx.device)
                 pre = self._pre_acts(wx, torch.cat([cell0[0][:, None], h[:, :-1]], dim=1))
@@ -542,9 +543,8 @@ class SLSTMBlock(nn.Module):
         else:
             x_c = xn
         with _no_autocast(x_t):
-            wx, R, b = _full(self._wx(xn, x_c), self.R, self.b)
-            cell = tuple(_full(*cell))
-            h, (_, c, n, m) = slstm_step(wx, R, b, cell, forget_gate=self.forget_gate)
-            gates = self._gates(self._pre_acts(wx, cell[0]), m, c, n, h) if return_gates else None
+            wx = self._wx(xn, x_c)
+            h, (_, c, n, m) = slstm_block_step(wx, self.R, self.b, cell, self.forget_gate)
+            gates = self._gates(self._pre_acts(_full(wx)[0], _full(cell[0])[0]), m, c, n, h) if return_gates else None
         y = self._post(x_t, h.to(xn.dtype))
         return _returns(y, (buf, h, c, n, m), gates, True, return_gates)
