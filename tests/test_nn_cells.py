@@ -181,6 +181,26 @@ def test_chunkwise_backward_equals_autograd_through_the_same_math(S, L, forget_g
         assert rel(a, b) < TOL, name
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
+def test_chunkwise_with_weights_below_the_float_range_equals_autograd(dtype):
+    """Forget gates far closed (log f ≈ -20 per step in float32, -100 in float64): most decay weights inside a
+    chunk are far below the smallest normal float, where the kernel raises them to it (exp of subnormal results is
+    slow). The results and gradients still equal autograd through the plain formula, to round-off. (Not the
+    gradient of f̃: at f̃ = -100 it is a sum of large terms that cancel to 1e-9 of their size, so two correct
+    float computations of it differ in their last digits, with or without the raised weights.)"""
+    q, k, v, i, _ = mlstm_inputs(S=24, dtype=dtype)
+    f = torch.full_like(i, -20.0 if dtype == torch.float32 else -100.0)
+    st = tuple(t.to(dtype) for t in mlstm_state())
+    ins = (q, k, v, i, f, *st)
+    ours = _all_grads(lambda *a: mlstm_chunkwise(*a[:5], chunk_size=12, state=a[5:]), ins)
+    ref = _all_grads(lambda *a: _chunkwise_autograd(*a[:5], 12, a[5:]), ins)
+    tol = TOL if dtype == F64 else 1e-5
+    for name, a, b in zip(("h", "C", "n", "m", "q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"),
+                          ours[0] + ours[1], ref[0] + ref[1]):
+        if name != "f_pre":
+            assert rel(a, b) < tol, name
+
+
 def test_chunkwise_backward_splits_ties_like_autograd():
     """Exponential forget gates at f̃ = 0 and input gates at 0: every maximum in the stabilizers is a tie (the
     row maximum, the cumulative maximum, the chunk-border maximum). Torch splits a tie's gradient in halves

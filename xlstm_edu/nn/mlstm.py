@@ -32,7 +32,7 @@ import torch
 from xlstm_edu._validate import check_mlstm_state, mlstm_dims
 from xlstm_edu.nn._checks import (check_eps, check_forget_gate, check_positive_int, check_state_tuple,
                                   check_tensors, check_values, dtypes)
-from xlstm_edu.nn.gating import _MAX_EXPONENT, log_forget_gate, normalizer_bound
+from xlstm_edu.nn.gating import _MAX_EXPONENT, _MIN_EXPONENT, log_forget_gate, normalizer_bound
 
 __all__ = ["mlstm_parallel", "mlstm_chunkwise", "mlstm_recurrent", "mlstm_step", "mlstm_zero_state"]
 
@@ -207,6 +207,9 @@ class _Chunkwise(torch.autograd.Function):
     gradients straight into the inputs' memory layout. It is the exact gradient of the forward: through the
     stabilizers m too (the dependence of h on m through eps and the bound exp(-m_t)), with torch's rules at ties
     (``maximum`` splits the gradient in halves, ``amax`` evenly, ``cummax`` gives it to the index it returns).
+    One departure from the plain formula, in forward and backward alike: a decay weight D_ts below the smallest
+    normal float (exp(-87) ≈ 1.6e-38 in float32, exp(-708) in float64) is computed as that number, not as a
+    subnormal or 0 (see ``_span_forward``): a change below the float's resolution of the row's sum.
 
     The sequence is cut into spans: all full chunks of length L, then (if S is not a multiple of L) one shorter
     chunk, each span continuing from the state the previous one left. h is written into a tensor laid out in
@@ -300,7 +303,6 @@ def _span_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
     e = torch.exp(u + m_c[..., None])  # the incoming state's weight at step t
     bound = normalizer_bound(m_t)  # exp(-m_t), the lower bound of the denominator (eq. 21)
     den_abs, r = torch.empty_like(a), torch.empty_like(a)
-    future = torch.full((L, L), -math.inf, dtype=q.dtype, device=q.device).triu(1)  # -inf above the diagonal
 
     # --- the big tensors, tile by tile
     qc = q.new_empty(*batch, NC, L, DK)  # q and k: one contiguous copy each (they feed several batched matmuls,
@@ -324,7 +326,11 @@ def _span_forward(q, k, v, i_pre, log_f, L, Ca, m, eps, h_out):
             out = C_in.select(-3, c + 1) if c + 1 < NC else Ca_out[T]
             torch.addcmul(C_loc.select(-3, c), C_in.select(-3, c), f_s[T][..., c, None, None], out=out)
         # 3) inside each chunk: the parallel form plus the incoming state
-        torch.add(u[T][..., :, None], w[T][..., None, :], out=D[T]).add_(future).exp_()  # D'/√DK (eq. 75)
+        # D'/√DK (eq. 75): exp(u_t + w_s) for s <= t, 0 above the diagonal. The exponents below the diagonal are
+        # <= -log √DK < 0; those above are set to 0 before the exp and their results to 0 after it (exp of -inf
+        # and of large numbers is slow); those below the smallest normal float's log are raised to it (the slow
+        # subnormal results, up to 45 times slower, of weights far below the float's precision: exp(-87) is 1e-38)
+        torch.add(u[T][..., :, None], w[T][..., None, :], out=D[T]).clamp_(_MIN_EXPONENT[q.dtype], 0.0).exp_().tril_()
         torch.mul(qc[T], e[T][..., None], out=QS[T][..., :DK])  # q̂ times the incoming state's weight
         torch.mul(qc[T] @ kc[T].transpose(-2, -1), D[T], out=QS[T][..., DK:])  # S̃ = (q̂ kᵀ) ⊙ D'
         torch.matmul(QS[T], CV[T], out=num[T])  # q_in C_in + S̃ [v | 1] = [q̂ᵀC_t | q̂ᵀn_t]
