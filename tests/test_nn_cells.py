@@ -225,11 +225,23 @@ def test_chunkwise_in_tiles_equals_one_pass(monkeypatch):
     st = mlstm_state(lead=(5, 3))
     fn = lambda *a: mlstm_chunkwise(*a[:5], chunk_size=4, state=a[5:])  # noqa: E731
     one = _all_grads(fn, (q, k, v, i, f, *st))
-    monkeypatch.setattr(mlstm_module, "TILE", [1])
+    monkeypatch.setattr(mlstm_module, "_TILE_ENTRIES", 1)
     assert len(mlstm_module._tiles((5, 3), 12, 4)) == 5
     tiled = _all_grads(fn, (q, k, v, i, f, *st))
     for a, b in zip(one[0] + one[1], tiled[0] + tiled[1]):
         assert rel(a, b) < 1e-13
+
+
+def test_chunkwise_under_autocast_computes_in_the_inputs_dtype():
+    """Under bf16 autocast (the trainer's setting on a GPU) the chunkwise kernel's products stay in float32, like
+    the rest of the cell: the same h and gradients as without autocast."""
+    q, k, v, i, f = mlstm_inputs(S=20, dtype=torch.float32)
+    w = torch.randn(*q.shape[:-1], v.shape[-1])
+    plain = _grads(lambda *a: mlstm_chunkwise(*a, chunk_size=8), (q, k, v, i, f), w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = _grads(lambda *a: mlstm_chunkwise(*a, chunk_size=8), (q, k, v, i, f), w)
+    for a, b in zip(auto, plain):
+        assert a.dtype == torch.float32 and rel(a, b) < 1e-6
 
 
 def test_chunkwise_keeps_the_inputs_memory_layout():

@@ -17,14 +17,18 @@ Which form to use:
 Precision: the cells compute in at least float32 (float64 for float64 inputs) and return h in the inputs' dtype,
 so float16/bfloat16 inputs get float32 gate arithmetic (exp, log, cumulative sums and the stabilizer lose too much
 in half precision). The state is carried and returned in that compute dtype, as the official kernels keep their
-states in float32: a memory rounded to half precision at every step drifts (1% after 16 steps in bfloat16). The bound exp(-m_t) is clamped before it overflows (``xlstm_edu.nn.gating``).
+states in float32: a memory rounded to half precision at every step drifts (1% after 16 steps in bfloat16).
+The bound exp(-m_t) is clamped before it overflows (``xlstm_edu.nn.gating``).
 
 Gradients are the exact ones (like the official ``*_autograd`` kernels): the stabilizer m is not detached, so the
-small dependence of h on m through eps (the effective eps is eps·exp(m_t)) is differentiated too.
+small dependence of h on m through eps (the effective eps is eps·exp(m_t)) is differentiated too. Autograd derives
+them for every form but the chunkwise one, which has a hand-written backward pass for speed (``_Chunkwise``; the
+tests check it against autograd through the same formula).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -225,10 +229,11 @@ class _Chunkwise(torch.autograd.Function):
         h = torch.empty_like(v)
         Ca, m = torch.cat([C0, n0[..., None]], dim=-1), m0  # [C | n]: the normalizer rides along as a column
         saved = []
-        for s0, s1, Lp in spans:
-            Ca, m, keep = _span_forward(q[..., s0:s1, :], k[..., s0:s1, :], v[..., s0:s1, :], i_pre[..., s0:s1],
-                                        log_f[..., s0:s1], Lp, Ca, m, eps, h[..., s0:s1, :])
-            saved += keep
+        with _no_autocast(q):  # in the inputs' dtype (at least float32), also under autocast
+            for s0, s1, Lp in spans:
+                Ca, m, keep = _span_forward(q[..., s0:s1, :], k[..., s0:s1, :], v[..., s0:s1, :],
+                                            i_pre[..., s0:s1], log_f[..., s0:s1], Lp, Ca, m, eps, h[..., s0:s1, :])
+                saved += keep
         ctx.save_for_backward(*saved)
         ctx.spans, ctx.eps = spans, eps
         # the gradients of q, k, v, ĩ and log f will be laid out in memory like them (sizes and strides only)
@@ -243,21 +248,29 @@ class _Chunkwise(torch.autograd.Function):
         DV = grads[2].shape[-1]
         dCa = torch.cat([dC, dn[..., None]], dim=-1)
         per = len(saved) // len(ctx.spans)  # tensors kept per span
-        for j, (s0, s1, Lp) in reversed(list(enumerate(ctx.spans))):
-            dCa, dm = _span_backward(saved[j * per:(j + 1) * per], Lp, ctx.eps, dh[..., s0:s1, :], dCa, dm,
-                                     *(g[..., s0:s1, :] if g.dim() == dh.dim() else g[..., s0:s1] for g in grads))
+        with _no_autocast(dh):
+            for j, (s0, s1, Lp) in reversed(list(enumerate(ctx.spans))):
+                dCa, dm = _span_backward(saved[j * per:(j + 1) * per], Lp, ctx.eps, dh[..., s0:s1, :], dCa, dm,
+                                         *(g[..., s0:s1, :] if g.dim() == dh.dim() else g[..., s0:s1] for g in grads))
         return (*grads, dCa[..., :DV], dCa[..., DV], dm, None, None)
 
 
-TILE = [1 << 18]
+_TILE_ENTRIES = 1 << 18  # entries of an (..., NC, L, L) intermediate per tile: 1 MiB in float32
 
 
 def _tiles(batch, S, L):
-    """Slices of the first batch dimension, each with about TILE entries per (..., NC, L, L) intermediate: the
-    big tensors are worked through tile by tile, each one's intermediates still in cache when they are used."""
+    """Slices of the first batch dimension, each with about ``_TILE_ENTRIES`` entries per (..., NC, L, L)
+    intermediate: the big tensors are worked through tile by tile, each tile's intermediates still in cache when
+    they are used again (about a fifth faster than the whole batch at once on a CPU)."""
     per = math.prod(batch[1:]) * S * L
-    step = max(1, TILE[0] // per)
+    step = max(1, _TILE_ENTRIES // per)
     return [slice(t, min(t + step, batch[0])) for t in range(0, batch[0], step)]
+
+
+def _no_autocast(x):
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _ties(x, y, grad):
