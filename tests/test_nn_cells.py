@@ -460,6 +460,36 @@ def test_slstm_fused_equals_step_loop_under_autograd():
         assert rel(a, c) < 1e-12
 
 
+def test_slstm_block_entry_points_equal_the_public_functions_and_check_a_given_state():
+    """The sLSTM block calls the cell without its input checks; the results are the public functions', and a state
+    given from outside is still checked, with the public functions' messages."""
+    from xlstm_edu.nn.slstm import block_recurrent, block_step
+
+    wx, R, b = slstm_inputs()
+    st = slstm_state()
+    for state in (None, st):
+        h, last = block_recurrent(wx, R, b, state, "sigmoid")
+        h2, last2 = slstm_recurrent(wx, R, b, state=state)
+        for x, y in zip((h, *last), (h2, *last2)):
+            assert torch.equal(x, y)
+    h, last = block_step(wx[..., 0, :, :], R, b, st, "sigmoid")
+    h2, last2 = slstm_step(wx[..., 0, :, :], R, b, state=st)
+    for x, y in zip((h, *last), (h2, *last2)):
+        assert torch.equal(x, y)
+    bad_shape = (st[0][:1], *st[1:])
+    impossible = (st[0], st[1], -st[2], st[3])  # n < 0
+    for public, block, states in [
+            (lambda s: slstm_recurrent(wx, R, b, state=s), lambda s: block_recurrent(wx, R, b, s, "sigmoid"),
+             (bad_shape, st[:3], impossible)),
+            (lambda s: slstm_step(wx[..., 0, :, :], R, b, state=s),
+             lambda s: block_step(wx[..., 0, :, :], R, b, s, "sigmoid"), (bad_shape, st[:3]))]:
+        for s_ in states:
+            with pytest.raises(ValueError) as want:
+                public(s_)
+            with pytest.raises(ValueError, match=re.escape(str(want.value))):
+                block(s_)
+
+
 def test_slstm_continues_exactly_from_its_last_state():
     wx, R, b = slstm_inputs(S=10)
     h, last = slstm_recurrent(wx, R, b)
