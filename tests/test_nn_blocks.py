@@ -183,6 +183,49 @@ def test_gate_projection_split_equals_concat():
     assert torch.allclose(g.apply_split(q, k, v), g(torch.cat([q, k, v], dim=-1)), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("S", [1, 2, 3, 9])
+def test_causal_conv_equals_conv1d_forward_and_backward(S):
+    """The causal conv from zeros (shifted multiply-adds with a hand-written backward) equals torch's conv1d with
+    left zero padding, values and gradients, and equals the same conv continued from a zero buffer."""
+    from xlstm_edu.nn.blocks import CausalConv1d
+
+    torch.manual_seed(0)
+    conv = CausalConv1d(6, kernel_size=4).double()
+    x = torch.randn(3, S, 6, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, S, 6, dtype=torch.float64)
+    y = conv(x)
+    gx, gw, gb = torch.autograd.grad((y * w).sum(), [x, conv.conv.weight, conv.conv.bias])
+    ref = torch.nn.functional.conv1d(torch.nn.functional.pad(x.transpose(1, 2), (3, 0)), conv.conv.weight,
+                                     conv.conv.bias, groups=6).transpose(1, 2)
+    rx, rw, rb = torch.autograd.grad((ref * w).sum(), [x, conv.conv.weight, conv.conv.bias])
+    for a, b in [(y, ref), (gx, rx), (gw, rw), (gb, rb)]:
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+    assert gw.stride() == conv.conv.weight.stride()
+    y_buf, _ = conv(x, conv.init_state(3, dtype=torch.float64))
+    torch.testing.assert_close(y, y_buf, rtol=0, atol=1e-13)
+
+
+def test_folded_gates_equal_the_gates_from_q_k_v():
+    """The block computes its gates from x_c and x_m through the folded maps (W_q Q + W_k K) and W_v V: equal
+    to W_q q + W_k k + W_v v + b from q, k, v, values and gradients of every weight."""
+    from xlstm_edu.nn.blocks import GateProjection, HeadwiseLinear
+
+    torch.manual_seed(0)
+    qk, vp, gp = HeadwiseLinear(16, 4, num_outputs=2).double(), HeadwiseLinear(16, 4).double(), \
+        GateProjection(16, num_heads=2).double()
+    torch.nn.init.normal_(gp.weight)
+    x_c, x_m = (torch.randn(2, 5, 16, dtype=torch.float64) for _ in range(2))
+    w = torch.randn(2, 5, 4, dtype=torch.float64)
+    params = [qk.weight, vp.weight, gp.weight, gp.bias]
+    folded = gp.apply_folded(x_c, x_m, qk, vp)
+    q, k = qk.outputs(x_c)
+    (v,) = vp.outputs(x_m)
+    split = gp.apply_split(q, k, v)
+    torch.testing.assert_close(folded, split, rtol=0, atol=1e-13)
+    for a, b in zip(torch.autograd.grad((folded * w).sum(), params), torch.autograd.grad((split * w).sum(), params)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 def test_bf16_autocast_runs_cells_in_float32():
     """Under bf16 autocast (the trainer's GPU setting) the cells still run in float32: the logits stay close to the
     float32 model's and every gradient is finite."""

@@ -6,6 +6,7 @@ vanilla sLSTM cell. Sizes are tiny so the whole file runs in seconds on one thre
 """
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -115,6 +116,181 @@ def test_mlstm_recurrent_and_chunkwise_grad_equal_numpy_backward():
             assert rel(gt, g_np[name]) < TOL, name
         for j, gt in enumerate(g[5:]):
             assert rel(gt, g_np["state"][j]) < TOL, f"state[{j}]"
+
+
+# ============================================================== the chunkwise form's hand-written backward pass
+def _chunkwise_autograd(q, k, v, i_pre, f_pre, L, state, eps=1e-6, forget_gate="sigmoid"):
+    """The chunkwise form written with plain differentiable torch ops, so that autograd derives its backward
+    pass: the reference for the hand-written one of ``mlstm_chunkwise``. Same math (eq. 15-21 per chunk with the
+    normalizer as an extra column of C), no tricks. Returns (h, (C, n, m))."""
+    from xlstm_edu.nn.gating import log_forget_gate, normalizer_bound
+
+    C, n, m = state
+    DK, DV = q.shape[-1], v.shape[-1]
+    log_f = log_forget_gate(f_pre, forget_gate)
+    Ca = torch.cat([C, n[..., None]], dim=-1)
+    hs = []
+    for s0 in range(0, q.shape[-2], L):
+        qc, kc, ic, lf = q[..., s0:s0 + L, :], k[..., s0:s0 + L, :], i_pre[..., s0:s0 + L], log_f[..., s0:s0 + L]
+        Lc = qc.shape[-2]
+        Va = torch.cat([v[..., s0:s0 + L, :], torch.ones_like(v[..., s0:s0 + L, :1])], dim=-1)
+        b = torch.cumsum(lf, dim=-1)
+        w = ic - b
+        m_t = torch.maximum(b + m[..., None], b + torch.cummax(w, dim=-1).values)  # the recurrent m_t
+        u = b - m_t - 0.5 * math.log(DK)
+        causal = torch.ones(Lc, Lc, dtype=torch.bool).tril()
+        D = torch.exp(torch.where(causal, u[..., :, None] + w[..., None, :], -math.inf))
+        num = (qc * torch.exp(u + m[..., None])[..., None]) @ Ca + ((qc @ kc.transpose(-2, -1)) * D) @ Va
+        den = torch.maximum(num[..., DV].abs(), normalizer_bound(m_t))
+        hs.append(num[..., :DV] / (den[..., None] + eps))
+        # the state at the chunk end
+        g = b[..., -1]
+        a = g[..., None] - b + ic
+        m_next = torch.maximum(g + m, a.amax(dim=-1))
+        Ca = (torch.exp(g + m - m_next)[..., None, None] * Ca
+              + (kc * torch.exp(a - m_next[..., None])[..., None]).transpose(-2, -1) @ Va)
+        m = m_next
+    return torch.cat(hs, dim=-2), (Ca[..., :DV], Ca[..., DV], m)
+
+
+def _all_grads(fn, inputs, seed=5):
+    """Gradients of a loss on h and on the returned state (C, n, m), for every input (the state's too)."""
+    xs = [x.clone().requires_grad_(True) for x in inputs]
+    h, (C, n, m) = fn(*xs)
+    g = torch.Generator().manual_seed(seed)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in (h, C, n, m))
+    return (h, C, n, m), torch.autograd.grad(loss, xs)
+
+
+@pytest.mark.parametrize("S,L", [(16, 4), (13, 4), (13, 64), (7, 1), (24, 8)])
+@pytest.mark.parametrize("forget_gate", ["sigmoid", "exp"])
+def test_chunkwise_backward_equals_autograd_through_the_same_math(S, L, forget_gate):
+    """The hand-written backward of the chunkwise form is the exact gradient: equal (float64, 1e-10) to autograd
+    through the same computation written with plain ops, for a loss on h and on the returned state, including
+    the gradients of the initial state (C, n, m) and through the stabilizers."""
+    q, k, v, i, f = mlstm_inputs(S=S, seed=S + L)
+    if forget_gate == "exp":
+        f = -f.abs()
+    st = mlstm_state()
+    ins = (q, k, v, i, f, *st)
+    ours = _all_grads(lambda *a: mlstm_chunkwise(*a[:5], chunk_size=L, state=a[5:], forget_gate=forget_gate), ins)
+    ref = _all_grads(lambda *a: _chunkwise_autograd(*a[:5], L, a[5:], forget_gate=forget_gate), ins)
+    for a, b in zip(ours[0], ref[0]):
+        assert rel(a, b) < TOL
+    for name, a, b in zip(("q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"), ours[1], ref[1]):
+        assert rel(a, b) < TOL, name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=["float32", "float64"])
+def test_chunkwise_with_weights_below_the_float_range_equals_autograd(dtype):
+    """Forget gates far closed (log f ≈ -20 per step in float32, -100 in float64): most decay weights inside a
+    chunk are far below the smallest normal float, where the kernel raises them to it (exp of subnormal results is
+    slow). The results and gradients still equal autograd through the plain formula, to round-off. (Not the
+    gradient of f̃: at f̃ = -100 it is a sum of large terms that cancel to 1e-9 of their size, so two correct
+    float computations of it differ in their last digits, with or without the raised weights.)"""
+    q, k, v, i, _ = mlstm_inputs(S=24, dtype=dtype)
+    f = torch.full_like(i, -20.0 if dtype == torch.float32 else -100.0)
+    st = tuple(t.to(dtype) for t in mlstm_state())
+    ins = (q, k, v, i, f, *st)
+    ours = _all_grads(lambda *a: mlstm_chunkwise(*a[:5], chunk_size=12, state=a[5:]), ins)
+    ref = _all_grads(lambda *a: _chunkwise_autograd(*a[:5], 12, a[5:]), ins)
+    tol = TOL if dtype == F64 else 1e-5
+    for name, a, b in zip(("h", "C", "n", "m", "q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"),
+                          ours[0] + ours[1], ref[0] + ref[1]):
+        if name != "f_pre":
+            assert rel(a, b) < tol, name
+
+
+def test_chunkwise_backward_splits_ties_like_autograd():
+    """Exponential forget gates at f̃ = 0 and input gates at 0: every maximum in the stabilizers is a tie (the
+    row maximum, the cumulative maximum, the chunk-border maximum). Torch splits a tie's gradient in halves
+    (``maximum``), evenly (``amax``) or gives it to the returned index (``cummax``); the hand-written backward
+    follows the same rules, so the gradients still equal autograd's."""
+    q, k, v, _, _ = mlstm_inputs(S=12)
+    zeros = torch.zeros(q.shape[:-1], dtype=F64)
+    st = (torch.zeros(2, 3, 4, 5, dtype=F64), torch.zeros(2, 3, 4, dtype=F64), torch.zeros(2, 3, dtype=F64))
+    ins = (q, k, v, zeros, zeros, *st)
+    ours = _all_grads(lambda *a: mlstm_chunkwise(*a[:5], chunk_size=4, state=a[5:], forget_gate="exp"), ins)
+    ref = _all_grads(lambda *a: _chunkwise_autograd(*a[:5], 4, a[5:], forget_gate="exp"), ins)
+    for name, a, b in zip(("q", "k", "v", "i_pre", "f_pre", "C0", "n0", "m0"), ours[1], ref[1]):
+        assert rel(a, b) < TOL, name
+
+
+def test_chunkwise_in_tiles_equals_one_pass(monkeypatch):
+    """The kernel walks the batch in tiles (to keep its (L, L) intermediates in cache): cut into tiles of one
+    batch row, the results and gradients equal those of one tile."""
+    import xlstm_edu.nn.mlstm as mlstm_module
+
+    q, k, v, i, f = mlstm_inputs(lead=(5, 3), S=12)
+    st = mlstm_state(lead=(5, 3))
+    fn = lambda *a: mlstm_chunkwise(*a[:5], chunk_size=4, state=a[5:])  # noqa: E731
+    one = _all_grads(fn, (q, k, v, i, f, *st))
+    monkeypatch.setattr(mlstm_module, "_TILE_ENTRIES", 1)
+    assert len(mlstm_module._tiles((5, 3), 12, 4)) == 5
+    tiled = _all_grads(fn, (q, k, v, i, f, *st))
+    for a, b in zip(one[0] + one[1], tiled[0] + tiled[1]):
+        assert rel(a, b) < 1e-13
+
+
+def test_chunkwise_under_autocast_computes_in_the_inputs_dtype():
+    """Under bf16 autocast (the trainer's setting on a GPU) the chunkwise kernel's products stay in float32, like
+    the rest of the cell: the same h and gradients as without autocast."""
+    q, k, v, i, f = mlstm_inputs(S=20, dtype=torch.float32)
+    w = torch.randn(*q.shape[:-1], v.shape[-1])
+    plain = _grads(lambda *a: mlstm_chunkwise(*a, chunk_size=8), (q, k, v, i, f), w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        auto = _grads(lambda *a: mlstm_chunkwise(*a, chunk_size=8), (q, k, v, i, f), w)
+    for a, b in zip(auto, plain):
+        assert a.dtype == torch.float32 and rel(a, b) < 1e-6
+
+
+def test_chunkwise_keeps_the_inputs_memory_layout():
+    """Head-major views of token-major tensors (how the blocks call it): h comes back laid out like v and the
+    gradients of q, k, v and ĩ like their inputs (no transposed copies), with the values of contiguous inputs."""
+    g = torch.Generator().manual_seed(0)
+    B, S, NH, D = 2, 10, 3, 4
+    tok = [torch.randn(B, S, NH, D, generator=g, dtype=F64) for _ in range(3)]
+    gates = [torch.randn(B, S, NH, generator=g, dtype=F64) for _ in range(2)]
+    views = [t.transpose(1, 2).requires_grad_(True) for t in (*tok, *gates)]
+    h, _ = mlstm_chunkwise(*views, chunk_size=4)
+    assert h.stride() == views[2].stride()
+    w = torch.randn(h.shape, generator=g, dtype=F64)
+    grads = torch.autograd.grad((h * w).sum(), views)
+    for x, gx in zip(views[:4], grads):
+        assert gx.stride() == x.stride()
+    cont = [x.detach().contiguous().requires_grad_(True) for x in views]
+    h2, _ = mlstm_chunkwise(*cont, chunk_size=4)
+    assert rel(h, h2) < 1e-14
+    for a, b in zip(grads, torch.autograd.grad((h2 * w).sum(), cont)):
+        assert rel(a, b) < 1e-14
+
+
+def test_block_entry_points_equal_the_public_functions_and_check_a_given_state():
+    """The mLSTM block calls the cells without their input checks (it builds the inputs itself); the results are
+    the public functions', and a state given from outside is still checked, with the public functions' messages."""
+    from xlstm_edu.nn.mlstm import block_chunkwise, block_step
+
+    q, k, v, i, f = mlstm_inputs(S=9)
+    st = mlstm_state()
+    h, (C, n, m) = block_chunkwise(q, k, v, i, f, 4, st, "sigmoid")
+    h2, (C2, n2, m2) = mlstm_chunkwise(q, k, v, i, f, chunk_size=4, state=st)
+    for a, b in [(h, h2), (C, C2), (n, n2), (m, m2)]:
+        assert torch.equal(a, b)
+    h, (C, n, m) = block_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0], st, "sigmoid")
+    h2, (C2, n2, m2) = mlstm_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0], state=st)
+    for a, b in [(h, h2), (C, C2), (n, n2), (m, m2)]:
+        assert torch.equal(a, b)
+    bad = (st[0][:1], st[1], st[2])  # batch 1 for a batch of 2
+    for public, block in [(lambda s: mlstm_chunkwise(q, k, v, i, f, chunk_size=4, state=s),
+                           lambda s: block_chunkwise(q, k, v, i, f, 4, s, "sigmoid")),
+                          (lambda s: mlstm_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0], s),
+                           lambda s: block_step(q[..., 0, :], k[..., 0, :], v[..., 0, :], i[..., 0], f[..., 0], s,
+                                                "sigmoid"))]:
+        for s in (bad, st[:2], (st[0], st[1], "m")):
+            with pytest.raises(ValueError) as want:
+                public(s)
+            with pytest.raises(ValueError, match=re.escape(str(want.value))):
+                block(s)
 
 
 # ============================================================================================= mLSTM oracles
@@ -282,6 +458,36 @@ def test_slstm_fused_equals_step_loop_under_autograd():
     g2 = torch.autograd.grad((h_loop * w).sum(), xs)
     for a, c in zip(g1, g2):
         assert rel(a, c) < 1e-12
+
+
+def test_slstm_block_entry_points_equal_the_public_functions_and_check_a_given_state():
+    """The sLSTM block calls the cell without its input checks; the results are the public functions', and a state
+    given from outside is still checked, with the public functions' messages."""
+    from xlstm_edu.nn.slstm import block_recurrent, block_step
+
+    wx, R, b = slstm_inputs()
+    st = slstm_state()
+    for state in (None, st):
+        h, last = block_recurrent(wx, R, b, state, "sigmoid")
+        h2, last2 = slstm_recurrent(wx, R, b, state=state)
+        for x, y in zip((h, *last), (h2, *last2)):
+            assert torch.equal(x, y)
+    h, last = block_step(wx[..., 0, :, :], R, b, st, "sigmoid")
+    h2, last2 = slstm_step(wx[..., 0, :, :], R, b, state=st)
+    for x, y in zip((h, *last), (h2, *last2)):
+        assert torch.equal(x, y)
+    bad_shape = (st[0][:1], *st[1:])
+    impossible = (st[0], st[1], -st[2], st[3])  # n < 0
+    for public, block, states in [
+            (lambda s: slstm_recurrent(wx, R, b, state=s), lambda s: block_recurrent(wx, R, b, s, "sigmoid"),
+             (bad_shape, st[:3], impossible)),
+            (lambda s: slstm_step(wx[..., 0, :, :], R, b, state=s),
+             lambda s: block_step(wx[..., 0, :, :], R, b, s, "sigmoid"), (bad_shape, st[:3]))]:
+        for s_ in states:
+            with pytest.raises(ValueError) as want:
+                public(s_)
+            with pytest.raises(ValueError, match=re.escape(str(want.value))):
+                block(s_)
 
 
 def test_slstm_continues_exactly_from_its_last_state():

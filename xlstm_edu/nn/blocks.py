@@ -35,8 +35,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xlstm_edu.nn.gating import log_forget_gate
-from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_step
-from xlstm_edu.nn.slstm import slstm_recurrent, slstm_step, slstm_zero_state
+from xlstm_edu.nn.mlstm import block_chunkwise, block_step
+from xlstm_edu.nn.slstm import block_recurrent, block_step as slstm_block_step, slstm_zero_state
 
 __all__ = ["CausalConv1d", "HeadwiseLinear", "MultiHeadNorm", "GateProjection", "GatedFFN", "MLSTMBlock",
            "SLSTMBlock", "round_up", "small_init_", "wang_init_"]
@@ -85,15 +85,14 @@ class CausalConv1d(nn.Module):
         self.conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size - 1, groups=dim, bias=True)
 
     def forward(self, x, buf=None):
-        # (B, S, D) seen as a 2-D image (B, D, 1, S) in channels-last memory: no transposed copies of x or y
         K, D = self.kernel_size, self.dim
+        b = self.conv.bias.to(x.dtype)  # (autocast does not cover CPU convs)
+        if buf is None:  # zeros before t = 0: K shifted multiply-adds (the training path)
+            return _ShiftedConv.apply(x, self.conv.weight.to(x.dtype), b)
+        # (B, S, D) seen as a 2-D image (B, D, 1, S) in channels-last memory: no transposed copies of x or y.
         # ``view``, not ``unsqueeze``: the weight's gradient then has the weight's own strides, which
         # DistributedDataParallel's gradient buckets require ("Grad strides do not match bucket view strides")
         w = self.conv.weight.to(x.dtype).view(D, 1, 1, K)
-        b = self.conv.bias.to(x.dtype)  # (autocast does not cover CPU convs)
-        if buf is None:
-            y = F.conv2d(F.pad(x.transpose(1, 2).unsqueeze(2), (K - 1, 0)), w, b, groups=D)  # zeros before t = 0
-            return y.squeeze(2).transpose(1, 2)
         _check_buf(buf, x.shape[0], K, D)
         xx = torch.cat([buf.to(x.dtype), x], dim=1)  # the previous K-1 inputs, then this call's
         y = F.conv2d(xx.transpose(1, 2).unsqueeze(2), w, b, groups=D)
@@ -109,6 +108,43 @@ class CausalConv1d(nn.Module):
         window = torch.cat([buf.to(x_t.dtype), x_t[:, None, :]], dim=1)  # (B, K, D), oldest first
         w, b = self.conv.weight[:, 0, :].to(x_t.dtype), self.conv.bias.to(x_t.dtype)  # w (D, K)
         return (window * w.t()).sum(1) + b, window[:, 1:]
+
+
+class _ShiftedConv(torch.autograd.Function):
+    """The depthwise causal convolution from zeros, y_t = b + Σ_j w_j ⊙ x_{t-K+1+j}, on x (B, S, D) as it is laid
+    out: one multiply-add per tap over x shifted in time (a row offset in memory). The backward pass is the same
+    K shifted multiply-adds for x and one product-sum per tap for w, about half the time of the convolution
+    kernels' forward and backward on a CPU (a depthwise convolution has too little arithmetic for them to pay).
+    w (D, 1, K) is ``nn.Conv1d``'s weight; its gradient comes back in that shape and layout."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        K = w.shape[-1]
+        wt = w.reshape(w.shape[0], K).t()  # (K, D): the tap j weights, j = K-1 for x_t itself
+        y = torch.addcmul(b, x, wt[K - 1])
+        for lag in range(1, min(K, x.shape[1])):  # y_t += w_{K-1-lag} x_{t-lag}
+            y[:, lag:].addcmul_(x[:, :-lag], wt[K - 1 - lag])
+        ctx.save_for_backward(x, w)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        K, S = w.shape[-1], x.shape[1]
+        wt = w.reshape(w.shape[0], K).t()
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dx = dy * wt[K - 1]
+            for lag in range(1, min(K, S)):
+                dx[:, :-lag].addcmul_(dy[:, lag:], wt[K - 1 - lag])
+        if ctx.needs_input_grad[1]:
+            dw = torch.zeros_like(w)  # (D, 1, K), contiguous like the weight
+            for lag in range(min(K, S)):
+                dw[:, 0, K - 1 - lag] = (dy[:, lag:] * x[:, :S - lag]).sum((0, 1))
+        if ctx.needs_input_grad[2]:
+            db = dy.sum((0, 1))
+        return dx, dw, db
 
 
 def _check_buf(buf, batch_size, K, D):
@@ -187,6 +223,18 @@ class GateProjection(nn.Module):
         """The same as ``forward(cat([q, k, v]))`` without the concatenation: W_q q + W_k k + W_v v + b."""
         Wq, Wk, Wv = self.weight
         return F.linear(q, Wq, self.bias) + F.linear(k, Wk) + F.linear(v, Wv)
+
+    def apply_folded(self, x_c, x_m, qk_proj, v_proj):
+        """The same as ``apply_split(q, k, v)`` for q, k = qk_proj(x_c) and v = v_proj(x_m), from x_c and x_m.
+
+        q, k and v are block-diagonal maps of x_c and x_m, so W_q q + W_k k = (W_q Q + W_k K) x_c and
+        W_v v = (W_v V) x_m: the gates cost two thin products instead of three, and their backward pass adds its
+        gradient to x_c and x_m instead of three (B, S, inner) gradients to q, k and v."""
+        G, nb, bs, _ = qk_proj.weight.shape
+        W = self.weight.view(3, 2 * self.num_heads, nb, bs)
+        A_c = torch.einsum("gnbo,gboi->nbi", W[:2], qk_proj.weight.to(W.dtype)).flatten(1)  # W_q Q + W_k K
+        A_m = torch.einsum("nbo,boi->nbi", W[2], v_proj.weight[0].to(W.dtype)).flatten(1)  # W_v V
+        return F.linear(x_c, A_c.to(x_c.dtype), self.bias.to(x_c.dtype)) + F.linear(x_m, A_m.to(x_m.dtype))
 
 
 class GatedFFN(nn.Module):
@@ -297,15 +345,17 @@ class MLSTMBlock(nn.Module):
         if x_c.dim() == 3:  # a sequence: block-diagonal projections (blocks of 4) as grouped convolutions
             q, k = self.qk_proj.outputs(x_c)
             (v,) = self.v_proj.outputs(x_m)
+            gates = self.gates.apply_folded(x_c, x_m, self.qk_proj, self.v_proj)
         else:  # one token
             q, k = self.qk_proj(x_c).unbind(-2)
             v = self.v_proj(x_m)[..., 0, :]
-        gi, gf = self.gates.apply_split(q, k, v).split(self.num_heads, dim=-1)  # one scalar per head
+            gates = self.gates.apply_split(q, k, v)
+        gi, gf = gates.split(self.num_heads, dim=-1)  # one scalar per head
         return q, k, v, gi, gf
 
     def _post(self, x, h, x_c, z):
         # h (..., NH, DH) -> head-wise norm, learnable skip, output gate swish(z), down-projection, residual
-        y = (self.outnorm(h) + self.skip * x_c) * F.silu(z)
+        y = torch.addcmul(self.outnorm(h), self.skip, x_c) * F.silu(z)  # (norm(h) + s ⊙ x_c) ⊙ swish(z)
         return x + self.dropout(self.proj_down(y))
 
     def _gates(self, q, k, v, gi, gf, z, m, n):
@@ -333,18 +383,18 @@ class MLSTMBlock(nn.Module):
         x_c, buf = self.conv(x_m, buf) if buf is not None else (self.conv(x_m), None)
         x_c = F.silu(x_c)  # swish(conv4(x_m))
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
-        heads = lambda t: t.view(B, S, NH, DH).transpose(1, 2)  # noqa: E731  (B, NH, S, DH)
+        heads = lambda t: t.view(B, S, NH, DH).transpose(1, 2)  # noqa: E731  (B, NH, S, DH), a view
         with _no_autocast(x):
-            qf, kf, vf, gif, gff = _full(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2))
-            cell0 = None if cell is None else tuple(_full(*cell))
-            h, (C, n, m) = mlstm_chunkwise(qf, kf, vf, gif, gff, chunk_size=self.chunk_size, state=cell0,
-                                           forget_gate=self.forget_gate)
+            # h comes back laid out like v: (B, S, NH, DH) in memory, so h.transpose(1, 2) below is contiguous
+            h, (C, n, m) = block_chunkwise(heads(q), heads(k), heads(v), gi.transpose(1, 2), gf.transpose(1, 2),
+                                           self.chunk_size, cell, self.forget_gate)
             gates = None
             if return_gates:  # m_t and n_t after every token (the chunkwise form keeps only the chunk borders')
-                m0 = cell0[2] if cell0 is not None else qf.new_zeros(B, NH)
-                n0 = cell0[1] if cell0 is not None else qf.new_zeros(B, NH, DH)
-                ms, (ns,) = _stabilized_scan(log_forget_gate(gff, self.forget_gate).transpose(1, 2),
-                                             gif.transpose(1, 2), m0, [(n0, kf.transpose(1, 2))])
+                kf, gif, gff = _full(k.view(B, S, NH, DH), gi, gf)
+                cell0 = None if cell is None else tuple(_full(*cell))
+                m0 = cell0[2] if cell0 is not None else kf.new_zeros(B, NH)
+                n0 = cell0[1] if cell0 is not None else kf.new_zeros(B, NH, DH)
+                ms, (ns,) = _stabilized_scan(log_forget_gate(gff, self.forget_gate), gif, m0, [(n0, kf)])
                 gates = self._gates(q, k, v, gi, gf, z, ms, ns)
         y = self._post(x, h.to(x_c.dtype).transpose(1, 2), x_c, z)
         return _returns(y, (buf, C, n, m) if return_state else None, gates, return_state, return_gates)
@@ -372,8 +422,7 @@ class MLSTMBlock(nn.Module):
         q, k, v, gi, gf = self._qkvif(x_m, x_c)
         heads = lambda t: t.view(B, self.num_heads, self.head_dim)  # noqa: E731
         with _no_autocast(x_t):
-            h, (C, n, m) = mlstm_step(*_full(heads(q), heads(k), heads(v), gi, gf), tuple(_full(C, n, m)),
-                                      forget_gate=self.forget_gate)
+            h, (C, n, m) = block_step(heads(q), heads(k), heads(v), gi, gf, (C, n, m), self.forget_gate)
         y = self._post(x_t, h.to(x_c.dtype), x_c, z)
         return _returns(y, (buf, C, n, m), self._gates(q, k, v, gi, gf, z, m, n) if return_gates else None,
                         True, return_gates)
@@ -457,11 +506,12 @@ class SLSTMBlock(nn.Module):
         else:
             x_c = xn
         with _no_autocast(x):
-            wx, R, b = _full(self._wx(xn, x_c), self.R, self.b)
-            cell0 = None if cell is None else tuple(_full(*cell))
-            h, (h_last, c, n, m) = slstm_recurrent(wx, R, b, state=cell0, forget_gate=self.forget_gate)
+            wx = self._wx(xn, x_c)
+            h, (h_last, c, n, m) = block_recurrent(wx, self.R, self.b, cell, self.forget_gate)
             gates = None
             if return_gates:  # pre-activations and (m, c, n) after every token (the fused cell keeps the last)
+                wx = _full(wx)[0]
+                cell0 = None if cell is None else tuple(_full(*cell))
                 B, S, _, H = wx.shape
                 cell0 = cell0 or slstm_zero_state((B,), H, dtype=wx.dtype, device=wx.device)
                 pre = self._pre_acts(wx, torch.cat([cell0[0][:, None], h[:, :-1]], dim=1))
@@ -493,9 +543,8 @@ class SLSTMBlock(nn.Module):
         else:
             x_c = xn
         with _no_autocast(x_t):
-            wx, R, b = _full(self._wx(xn, x_c), self.R, self.b)
-            cell = tuple(_full(*cell))
-            h, (_, c, n, m) = slstm_step(wx, R, b, cell, forget_gate=self.forget_gate)
-            gates = self._gates(self._pre_acts(wx, cell[0]), m, c, n, h) if return_gates else None
+            wx = self._wx(xn, x_c)
+            h, (_, c, n, m) = slstm_block_step(wx, self.R, self.b, cell, self.forget_gate)
+            gates = self._gates(self._pre_acts(_full(wx)[0], _full(cell[0])[0]), m, c, n, h) if return_gates else None
         y = self._post(x_t, h.to(xn.dtype))
         return _returns(y, (buf, h, c, n, m), gates, True, return_gates)

@@ -63,6 +63,26 @@ def _prepare(wx, R, b, state, forget_gate, *, step: bool):
     return wx, R, b, state, lead, H, NH, DH, out
 
 
+def _block_inputs(wx, R, b, state, *, values: bool, step: bool):
+    """For the sLSTM block, which builds wx, R and b itself: only a given state is checked (its tensors and shapes,
+    and with ``values`` its values), with the messages of the public functions; then the cast of ``_prepare``."""
+    lead, H = wx.shape[:-2], wx.shape[-1]
+    if not step:
+        lead = lead[:-1]
+    if state is not None:
+        state = check_state_tuple(state, STATE_NAMES)
+        named = {f"state {nm}": s for nm, s in zip(STATE_NAMES, state)}
+        check_tensors({"wx_t" if step else "wx": wx, **named})
+        check_cell_state(state, STATE_NAMES, tuple(lead), H)
+        if values:
+            check_values(named, slstm_state=(state[1], state[2]))
+    cd = torch.promote_types(torch.promote_types(wx.dtype, R.dtype), torch.promote_types(b.dtype, torch.float32))
+    wx, R, b = wx.to(cd), R.to(cd), b.to(cd)
+    if state is not None:
+        state = tuple(s.to(cd) for s in state)
+    return wx, R, b, state
+
+
 def slstm_zero_state(batch_shape, hidden_size: int, *, dtype=torch.float32, device=None):
     """(h, c, n, m) = zeros, the start of a sequence (official convention)."""
     z = torch.zeros(*batch_shape, hidden_size, dtype=dtype, device=device)
@@ -80,6 +100,19 @@ def _empty_memory_m(n, m):
 def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
     """One sLSTM step (eq. 8-17). wx_t (..., 4, H); returns (h_t, (h_t, c_t, n_t, m_t)). O(1) per token."""
     wx_t, R, b, state, lead, H, NH, DH, out = _prepare(wx_t, R, b, state, forget_gate, step=True)
+    h, state = _step(wx_t, R, b, state, forget_gate)
+    return h.to(out), state  # the state stays in the compute dtype
+
+
+def block_step(wx_t, R, b, state, forget_gate: str):
+    """``slstm_step`` for ``SLSTMBlock.step``: the state's tensors and shapes are checked, nothing else (the
+    block builds wx, R and b itself). Returns h and the state in the compute dtype."""
+    return _step(*_block_inputs(wx_t, R, b, state, values=False, step=True), forget_gate)
+
+
+def _step(wx_t, R, b, state, forget_gate):
+    lead, H = wx_t.shape[:-2], wx_t.shape[-1]
+    NH, DH = R.shape[1], R.shape[-1]
     if state is None:
         state = slstm_zero_state(lead, H, dtype=wx_t.dtype, device=wx_t.device)
     h, c, n, m = state
@@ -96,7 +129,7 @@ def slstm_step(wx_t, R, b, state=None, forget_gate: str = "sigmoid"):
     c = f_s * c + i_s * torch.tanh(z_pre)  # eq. 8, z = tanh(z̃) (eq. 11)
     n = f_s * n + i_s  # eq. 9
     h = torch.sigmoid(o_pre) * c / n  # eq. 10: h = o · c/n, o = σ(õ) (eq. 14)
-    return h.to(out), (h, c, n, m_new)  # the state stays in the compute dtype
+    return h, (h, c, n, m_new)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -108,7 +141,20 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
     Function) with respect to wx, R, b and the initial h, c, n.
     """
     wx, R, b, state, lead, H, NH, DH, out = _prepare(wx, R, b, state, forget_gate, step=False)
-    S = wx.shape[-3]
+    h, state = _recurrent(wx, R, b, state, forget_gate)
+    # h in the inputs' dtype; the state in the compute dtype (a memory carried on is not rounded to half)
+    return h.to(out), state
+
+
+def block_recurrent(wx, R, b, state, forget_gate: str):
+    """``slstm_recurrent`` for ``SLSTMBlock.forward``: a given state is checked (tensors, shapes and possible
+    values), the inputs are not (the block builds them). Returns h and the state in the compute dtype."""
+    return _recurrent(*_block_inputs(wx, R, b, state, values=True, step=False), forget_gate)
+
+
+def _recurrent(wx, R, b, state, forget_gate):
+    *lead, S, _, H = wx.shape
+    NH, DH = R.shape[1], R.shape[-1]
     N = math.prod(lead)
     if state is None:
         state = slstm_zero_state(lead, H, dtype=wx.dtype, device=wx.device)
@@ -120,8 +166,7 @@ def slstm_recurrent(wx, R, b, state=None, forget_gate: str = "sigmoid"):
     hs, c, n, m = _SLSTMScan.apply(x.contiguous(), Rf, h0, c0, n0, m0, forget_gate == "sigmoid")
     h_out = hs.permute(2, 0, 1, 3).reshape(*lead, S, H)  # (S, NH, N, DH) -> (..., S, H)
     back = lambda t: t.transpose(0, 1).reshape(*lead, H)  # noqa: E731
-    # h in the inputs' dtype; the state in the compute dtype (a memory carried on is not rounded to half)
-    return h_out.to(out), (h_out[..., -1, :], back(c), back(n), back(m))
+    return h_out, (h_out[..., -1, :], back(c), back(n), back(m))
 
 
 def _scan_forward(x, Rf, h, c, n, m, sigmoid_forget: bool):
