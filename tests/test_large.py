@@ -178,11 +178,11 @@ def test_chunkwise_equals_parallel_inside_the_model(monkeypatch):
                 b.mlstm_layer.chunk_size = L
             torch.testing.assert_close(m(idx), ref, rtol=1e-10, atol=1e-10)
 
-        def parallel(q, k, v, i_pre, f_pre, chunk_size=64, state=None, eps=1e-6):
-            assert state is None
+        def parallel(q, k, v, i_pre, f_pre, chunk_size, state, forget_gate, eps=1e-6):  # block_chunkwise's call
+            assert state is None and forget_gate == "sigmoid"
             return mlstm_parallel(q, k, v, i_pre, f_pre, eps=eps), None
 
-        monkeypatch.setattr(large, "mlstm_chunkwise", parallel)
+        monkeypatch.setattr(large, "block_chunkwise", parallel)
         torch.testing.assert_close(m(idx), ref, rtol=1e-10, atol=1e-10)
 
 

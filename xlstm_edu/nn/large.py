@@ -50,7 +50,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from xlstm_edu.nn.blocks import MultiHeadNorm, small_init_, wang_init_
-from xlstm_edu.nn.mlstm import mlstm_chunkwise, mlstm_step
+from xlstm_edu.nn.mlstm import block_chunkwise, block_step
 
 __all__ = ["XLSTMLargeConfig", "XLSTMLarge", "LargeBlock", "LargeMLSTMLayer", "SwiGLU", "RMSNorm", "soft_cap",
            "ffn_hidden_size", "count_params", "count_flops", "build_official", "XLSTM_7B"]
@@ -268,9 +268,11 @@ class LargeMLSTMLayer(nn.Module):
         q, k, v, o, i_pre, f_pre = self._project(x)
         heads = lambda t: t.view(B, S, NH, -1).transpose(1, 2)  # noqa: E731  (B, NH, S, DH)
         with torch.autocast(device_type=x.device.type, enabled=False):
-            h, state = mlstm_chunkwise(*_upcast(heads(q), heads(k), heads(v), i_pre.transpose(1, 2),
+            # the model's own activations are not scanned for NaN/inf (a diverging run shows a NaN loss, which the
+            # trainer reports); a state passed in from outside is checked
+            h, state = block_chunkwise(*_upcast(heads(q), heads(k), heads(v), i_pre.transpose(1, 2),
                                                 f_pre.transpose(1, 2)),
-                                       chunk_size=self.chunk_size, state=state, eps=self.eps)
+                                       self.chunk_size, state, "sigmoid", eps=self.eps)
         return self._out(h.transpose(1, 2), o), state
 
     def step(self, x_t, state=None):
@@ -279,7 +281,7 @@ class LargeMLSTMLayer(nn.Module):
         q, k, v, o, i_pre, f_pre = self._project(x_t)
         heads = lambda t: t.view(B, self.num_heads, -1)  # noqa: E731  (B, NH, DH)
         with torch.autocast(device_type=x_t.device.type, enabled=False):
-            h, state = mlstm_step(*_upcast(heads(q), heads(k), heads(v), i_pre, f_pre), state, eps=self.eps)
+            h, state = block_step(*_upcast(heads(q), heads(k), heads(v), i_pre, f_pre), state, "sigmoid", eps=self.eps)
         return self._out(h, o), state
 
 
