@@ -1,4 +1,4 @@
-"""The two xLSTM blocks (paper Fig. 10 and 11; SPEC.md §3) and the pieces they are made of.
+"""The two xLSTM blocks (paper Fig. 10 and 11; the official `xlstm` 2.0.6 blocks) and the pieces they are made of.
 
 * ``MLSTMBlock`` (pre-up-projection, Fig. 11): LayerNorm → up-projection to 2 × (2·E), split into x_m and z →
   x_c = swish(causal conv4(x_m)) → q, k from x_c and v from x_m by block-diagonal projections (blocks of 4) →
@@ -201,7 +201,7 @@ class MultiHeadNorm(nn.Module):
 
 
 class GateProjection(nn.Module):
-    """The mLSTM input and forget gates, one scalar per head each, from [q; k; v] (SPEC.md §3): ``gates(qkv)``
+    """The mLSTM input and forget gates, one scalar per head each, from [q; k; v]: ``gates(qkv)``
     maps (..., 3·inner) → (..., 2·NH) = [ĩ; f̃]. The weight is kept as three contiguous matrices (3, 2·NH, inner)
     for [q | k | v], so that the block can apply them without building the concatenation (slices of one
     (2·NH, 3·inner) matrix would make the backward pass about 3x slower on a CPU). Init: weights 0, input-gate
@@ -330,7 +330,7 @@ class MLSTMBlock(nn.Module):
         self.skip = nn.Parameter(torch.ones(inner))  # learnable skip s ⊙ x_c
         self.proj_down = nn.Linear(inner, E, bias=False)
         self.dropout = nn.Dropout(cfg.dropout)
-        # initialisation (official xlstm 2.0.6; SPEC.md §3)
+        # initialisation (official xlstm 2.0.6, mLSTMLayer.reset_parameters)
         small_init_(self.proj_up.weight, E)
         small_init_(self.qk_proj.weight, E)
         small_init_(self.v_proj.weight, E)
