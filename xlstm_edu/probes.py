@@ -65,21 +65,8 @@ def causality_probe(fn, inputs: dict, t: int, *, time_axes: dict | None = None, 
     S = _seq_len(arrays, time_axes)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < S - 1:
         raise ValueError(f"t: expected an integer time index in [0, {S - 2}] (some future must exist), got {t!r}")
-    rng = np.random.default_rng(seed)
-    changed = {}
-    for name, a in arrays.items():
-        b = np.array(a, dtype=a.dtype, copy=True)
-        ax = time_axes[name] % b.ndim
-        idx = [slice(None)] * b.ndim
-        idx[ax] = slice(t + 1, None)
-        b[tuple(idx)] += scale * rng.standard_normal(b[tuple(idx)].shape).astype(b.dtype)
-        changed[name] = b
-    h0, h1 = _output(fn, arrays), _output(fn, changed)
-    ax = out_time_axis % h0.ndim
-    idx = [slice(None)] * h0.ndim
-    idx[ax] = slice(0, t + 1)
-    d = np.abs(h0[tuple(idx)] - h1[tuple(idx)])
-    return float(np.nan_to_num(d, nan=np.inf).max())
+    return _perturbation_effect(fn, arrays, time_axes, out_time_axis, scale, seed, change=slice(t + 1, None),
+                                observe=slice(0, t + 1))
 
 
 def memory_probe(fn, inputs: dict, *, t: int = 0, time_axes: dict | None = None, out_time_axis: int = -2,
@@ -93,19 +80,24 @@ def memory_probe(fn, inputs: dict, *, t: int = 0, time_axes: dict | None = None,
     S = _seq_len(arrays, time_axes)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t < S - 1:
         raise ValueError(f"t: expected an integer time index in [0, {S - 2}] (a later step must exist), got {t!r}")
+    return _perturbation_effect(fn, arrays, time_axes, out_time_axis, scale, seed, change=t,
+                                observe=slice(t + 1, None))
+
+
+def _perturbation_effect(fn, arrays, time_axes, out_time_axis, scale, seed, *, change, observe) -> float:
+    """Add Gaussian noise of size ``scale`` to every input at the times ``change`` (an index or a slice along each
+    input's time axis) and return the largest change of the outputs at the times ``observe`` (NaN counts as inf)."""
     rng = np.random.default_rng(seed)
     changed = {}
     for name, a in arrays.items():
         b = np.array(a, dtype=a.dtype, copy=True)
-        ax = time_axes[name] % b.ndim
         idx = [slice(None)] * b.ndim
-        idx[ax] = t
+        idx[time_axes[name] % b.ndim] = change
         b[tuple(idx)] += scale * rng.standard_normal(b[tuple(idx)].shape).astype(b.dtype)
         changed[name] = b
     h0, h1 = _output(fn, arrays), _output(fn, changed)
-    ax = out_time_axis % h0.ndim
     idx = [slice(None)] * h0.ndim
-    idx[ax] = slice(t + 1, None)
+    idx[out_time_axis % h0.ndim] = observe
     d = np.abs(h0[tuple(idx)] - h1[tuple(idx)])
     return float(np.nan_to_num(d, nan=np.inf).max())
 
