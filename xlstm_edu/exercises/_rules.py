@@ -137,11 +137,12 @@ def rule_verdict(name: str, text: str, hint=None) -> Verdict:
     return raised_verdict(name, text, hint)
 
 
-def known_mistake(got, variants) -> str | None:
-    """The description of the first variant whose output ``got`` matches, or None.
+def known_mistake(got, variants, *, match_rtol: float = 1e-7, match_atol: float = 1e-10) -> str | None:
+    """The description of the first variant whose output ``got`` matches (to ``match_rtol``/``match_atol``), or None.
 
     ``variants`` maps a description of a mistake ("the mask keeps the future") to a zero-argument function
-    computing what that mistake gives on the same inputs (computed only now, after a failed comparison)."""
+    computing what that mistake gives on the same inputs (computed only now, after a failed comparison). Mistakes
+    that differ only in tiny values need ``match_atol=0``."""
     try:
         g = np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
@@ -152,17 +153,18 @@ def known_mistake(got, variants) -> str | None:
                 e = np.asarray(make(), dtype=np.float64)
         except Exception:  # noqa: BLE001 -- a variant that cannot run on these inputs matches nothing
             continue
-        if e.shape == g.shape and np.allclose(g, e, rtol=1e-7, atol=1e-10, equal_nan=True):
+        if e.shape == g.shape and np.allclose(g, e, rtol=match_rtol, atol=match_atol, equal_nan=True):
             return what
     return None
 
 
-def compare_diagnosed(name: str, got, expected, *, variants=None, hint=None, rtol=1e-9, atol=1e-12) -> Verdict:
-    """``compare``; when it fails and the answer matches a known mistake, the hint names that mistake."""
+def compare_diagnosed(name: str, got, expected, *, variants=None, hint=None, rtol=1e-9, atol=1e-12,
+                      match_rtol: float = 1e-7, match_atol: float = 1e-10) -> Verdict:
+    """``compare``; when it fails and the answer matches a known mistake (``known_mistake``), the hint names it."""
     v = compare(name, got, expected, rtol=rtol, atol=atol, hint=hint)
     if v.ok or not variants:
         return v
-    mistake = known_mistake(got, variants)
+    mistake = known_mistake(got, variants, match_rtol=match_rtol, match_atol=match_atol)
     if mistake is None:
         return v
     return compare(name, got, expected, rtol=rtol, atol=atol, hint=f"it looks like {mistake}")

@@ -17,8 +17,8 @@ import contextlib
 import numpy as np
 
 from xlstm_edu.exercises import check_gradient, combine, exercise
-from xlstm_edu.exercises._rules import call_learner, refused, rule_verdict
-from xlstm_edu.exercises.core import _emit, compare
+from xlstm_edu.exercises._rules import call_learner, compare_diagnosed, refused, rule_verdict
+from xlstm_edu.exercises.core import _emit
 
 # float64: exp(x) is inf for x > log(max) = 709.78; exp2 for x > 1024
 _LIMITS = {"exp": np.log(np.finfo(np.float64).max), "expm1": np.log(np.finfo(np.float64).max),
@@ -61,22 +61,11 @@ def overflow_watch():
             setattr(np, name, fn)
 
 
-def compare_diagnosed(name, got, expected, *, rtol, atol, hint, variants):
-    """``compare``; on failure the hint names the first known mistake whose output equals the answer to
-    ``rtol`` relative precision (no absolute slack: these mistakes differ in the tiny values)."""
-    v = compare(name, got, expected, rtol=rtol, atol=atol, hint=hint)
-    if v.ok:
-        return v
-    try:
-        g = np.asarray(got, dtype=np.float64)
-    except (TypeError, ValueError):
-        return v
-    for what, make in variants.items():
-        with np.errstate(all="ignore"):
-            e = np.asarray(make(), dtype=np.float64)
-        if e.shape == g.shape and np.allclose(g, e, rtol=1e-9, atol=0.0, equal_nan=True):
-            return compare(name, got, expected, rtol=rtol, atol=atol, hint=f"it looks like {what}")
-    return v
+def _diagnosed(name, got, expected, *, rtol, atol, hint, variants):
+    """``compare_diagnosed`` matching known mistakes to ``rtol`` relative precision with no absolute slack: these
+    mistakes differ from the right answer only in the tiny values."""
+    return compare_diagnosed(name, got, expected, rtol=rtol, atol=atol, hint=hint, variants=variants,
+                             match_rtol=1e-9, match_atol=0.0)
 
 
 def _overflow_text(seen) -> str:
@@ -123,7 +112,7 @@ def check_stable_sigmoid(fn, *, quiet: bool = False):
             got, bad = call_learner(name, fn, np.array(x, copy=True), hint=HINT_0_1, forbid=False)
         if bad is not None:
             return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=rtol, atol=0.0, hint=HINT_0_1,
+        v = _diagnosed(f"{name} ({what})", got, expected, rtol=rtol, atol=0.0, hint=HINT_0_1,
                               variants=_sigmoid_variants(np.asarray(x, dtype=np.float64)))
         if not v.ok:
             return _emit(v, quiet)
@@ -156,7 +145,7 @@ def check_tanh_grad(fn, *, quiet: bool = False):
         got, bad = call_learner(name, fn, x.copy(), hint=HINT_0_2, forbid=False)
         if bad is not None:
             return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, 1.0 / np.cosh(x) ** 2, rtol=1e-10, atol=1e-14,
+        v = _diagnosed(f"{name} ({what})", got, 1.0 / np.cosh(x) ** 2, rtol=1e-10, atol=1e-14,
                               hint=HINT_0_2, variants=_tanh_variants(x))
         if not v.ok:
             return _emit(v, quiet)
@@ -202,7 +191,7 @@ def check_log_sigmoid(fn, *, quiet: bool = False):
             got, bad = call_learner(name, fn, x.copy(), hint=HINT_0_3, forbid=False)
         if bad is not None:
             return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-12, atol=0.0, hint=HINT_0_3,
+        v = _diagnosed(f"{name} ({what})", got, expected, rtol=1e-12, atol=0.0, hint=HINT_0_3,
                               variants=_log_sigmoid_variants(x))
         if not v.ok:
             return _emit(v, quiet)
