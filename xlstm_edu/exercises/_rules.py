@@ -23,8 +23,7 @@ import tracemalloc
 import numpy as np
 
 from xlstm_edu.exercises import forbid_package_calls
-from xlstm_edu.exercises.core import (Verdict, _Raised, _Unsolved, compare, is_unsolved, raised_verdict, resolve,
-                                      unsolved_verdict)
+from xlstm_edu.exercises.core import Verdict, compare, learner_result, raised_verdict
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../xlstm_edu
 
@@ -33,18 +32,8 @@ def call_learner(name: str, fn, *args, hint=None, forbid: bool = True, **kwargs)
     """``(result, None)``, or ``(None, verdict)`` when the answer is missing, unsolved or raised.
 
     With ``forbid`` the package's and the official implementations refuse to run during the call."""
-    if is_unsolved(fn):
-        return None, unsolved_verdict(name, hint, f"got {fn!r}")
-    if not callable(fn):
-        return None, raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint)
-    ctx = forbid_package_calls() if forbid else contextlib.nullcontext()
-    with ctx:
-        try:
-            return resolve(lambda: fn(*args, **kwargs)), None
-        except _Unsolved as u:
-            return None, unsolved_verdict(name, hint, str(u))
-        except _Raised as r:
-            return None, raised_verdict(name, str(r), hint)
+    with forbid_package_calls() if forbid else contextlib.nullcontext():
+        return learner_result(name, fn, args, kwargs, hint)
 
 
 def _is_learner_file(filename: str) -> bool:

@@ -113,16 +113,18 @@ def call_learner(name: str, fn, *args, hint=None, quiet: bool = False, **kwargs)
     """Call the learner's ``fn(*args, **kwargs)`` for a checker. Returns ``(result, None)``; or ``(None, verdict)``
     (already printed unless ``quiet``) when ``fn`` is a placeholder or raises NotImplementedError ("not solved
     yet") or raises anything else (❌ naming the exception, no traceback)."""
+    result, bad = learner_result(name, fn, args, kwargs, hint)
+    return result, (None if bad is None else _emit(bad, quiet))
+
+
+def learner_result(name: str, fn, args=(), kwargs=None, hint=None):
+    """``fn(*args, **kwargs)`` of the learner: ``(result, None)``, or ``(None, verdict)`` (not printed) when ``fn``
+    is a placeholder, not a function, unsolved, or raises."""
     if is_unsolved(fn):
-        return None, _emit(unsolved_verdict(name, hint, f"got {fn!r}"), quiet)
+        return None, unsolved_verdict(name, hint, f"got {fn!r}")
     if not callable(fn):
-        return None, _emit(raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint), quiet)
-    try:
-        return resolve(lambda: fn(*args, **kwargs)), None
-    except _Unsolved as u:
-        return None, _emit(unsolved_verdict(name, hint, str(u)), quiet)
-    except _Raised as r:
-        return None, _emit(raised_verdict(name, str(r), hint), quiet)
+        return None, raised_verdict(name, f"expected a function, got {type(fn).__name__}", hint)
+    return run_learner(name, lambda: fn(*args, **(kwargs or {})), hint)
 
 
 def run_learner(name: str, thunk, hint=None):
