@@ -157,3 +157,32 @@ def compare_diagnosed(name: str, got, expected, *, variants=None, hint=None, rto
     if mistake is None:
         return v
     return compare(name, got, expected, rtol=rtol, atol=atol, hint=f"it looks like {mistake}")
+
+
+def check_cases(name: str, fn, cases, reference, *, hint, rtol: float, atol: float, variants=None,
+                guard=contextlib.nullcontext):
+    """The learner's ``fn`` on every case ``(what, args)`` against ``reference(*args)`` (computed first), with
+    ``compare_diagnosed`` naming a known mistake from ``variants(*args)``. The arguments are copied for the
+    learner; ``guard()`` (e.g. ``refused(...)``) surrounds each call. Returns ``(verdicts, None)`` when every case
+    passes, or ``(None, the first ❌ verdict)`` (not printed)."""
+    verdicts = []
+    for what, args in cases:
+        expected = reference(*args)
+        with guard():
+            got, bad = call_learner(name, fn, *(np.array(a, copy=True) for a in args), hint=hint)
+        if bad is not None:
+            return None, bad
+        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=rtol, atol=atol, hint=hint,
+                              variants=None if variants is None else variants(*args))
+        if not v.ok:
+            return None, v
+        verdicts.append(v)
+    return verdicts, None
+
+
+def time_loop_verdict(name: str, fn, make_args, advice: str, hint=None) -> Verdict | None:
+    """❌ (not printed) when ``fn`` runs a loop over time (``loops_over_time``), else None."""
+    if loops_over_time(fn, make_args):
+        return rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines for a "
+                                  f"longer sequence): {advice}", hint)
+    return None

@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import combine, exercise
-from xlstm_edu.exercises._rules import (call_learner, compare_diagnosed, known_mistake, loops_over_time, refused,
-                                        rule_verdict)
+from xlstm_edu.exercises._rules import (call_learner, check_cases, compare_diagnosed, known_mistake, refused,
+                                        time_loop_verdict)
 from xlstm_edu.exercises.core import _emit, compare, raised_verdict
 
 
@@ -226,22 +226,13 @@ def check_readout_weights(fn, *, quiet: bool = False):
         ("S = 12, forget gates that shut (f̃ down to -8)", _weights_inputs(rng, 12, f_mean=-2.0, f_scale=3.0)),
         ("S = 40", _weights_inputs(rng, 40, i_scale=3.0)),
     ]
-    verdicts = []
-    for what, (i_pre, f_pre) in cases:
-        expected = softmax.normalizer_weights(i_pre, f_pre)[-1]
-        with refused(softmax.normalizer_weights, softmax.log_weights):
-            got, bad = call_learner(name, fn, i_pre.copy(), f_pre.copy(), hint=HINT_2_2)
-        if bad is not None:
-            return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-9, atol=1e-14, hint=HINT_2_2,
-                              variants=_variants_2_2(i_pre, f_pre))
-        if not v.ok:
-            return _emit(v, quiet)
-        verdicts.append(v)
-    if loops_over_time(fn, lambda S: _weights_inputs(np.random.default_rng(S), S)):
-        return _emit(rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines for a "
-                                        "longer sequence): use a cumulative sum", HINT_2_2), quiet)
-    return combine(name, verdicts, quiet=quiet)
+    verdicts, bad = check_cases(name, fn, cases, lambda i_pre, f_pre: softmax.normalizer_weights(i_pre, f_pre)[-1],
+                                hint=HINT_2_2, rtol=1e-9, atol=1e-14, variants=_variants_2_2,
+                                guard=lambda: refused(softmax.normalizer_weights, softmax.log_weights))
+    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
+        bad = time_loop_verdict(name, fn, lambda S: _weights_inputs(np.random.default_rng(S), S),
+                                "use a cumulative sum", HINT_2_2)
+    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
 
 
 # ------------------------------------------------------------------------------------------------------ 2.3

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import check_implementation, combine, exercise
-from xlstm_edu.exercises._rules import call_learner, compare_diagnosed, peak_memory, refused, rule_verdict
+from xlstm_edu.exercises._rules import call_learner, check_cases, peak_memory, refused, rule_verdict
 from xlstm_edu.exercises.core import _emit, compare, raised_verdict
 
 # ------------------------------------------------------------------------------------------------------ 4.1
@@ -54,17 +54,10 @@ def check_head_recurrence(fn, *, quiet: bool = False):
         ("4 heads of 1 unit, batch dimensions (2, 3)", rng.normal(size=(2, 3, 4)), rng.normal(size=(4, 4, 1, 1))),
         ("1 head of 4 units (a full matrix)", rng.normal(size=(2, 4)), rng.normal(size=(4, 1, 4, 4))),
     ]
-    verdicts = []
-    for what, h_prev, R in cases:
-        expected = _package_recurrence(h_prev, R)
-        got, bad = call_learner(name, fn, h_prev.copy(), R.copy(), hint=HINT_4_1)
-        if bad is not None:
-            return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-10, atol=1e-12, hint=HINT_4_1,
-                              variants=_variants_4_1(h_prev, R))
-        if not v.ok:
-            return _emit(v, quiet)
-        verdicts.append(v)
+    verdicts, bad = check_cases(name, fn, [(what, (h_prev, R)) for what, h_prev, R in cases], _package_recurrence,
+                                hint=HINT_4_1, rtol=1e-10, atol=1e-12, variants=_variants_4_1)
+    if bad is not None:
+        return _emit(bad, quiet)
     # the rule: no H x H matrix. 256 heads of 2 units: one full 512 x 512 matrix is 2 MiB, the blocks 32 KiB
     h_big, R_big = rng.normal(size=(3, 512)), rng.normal(size=(4, 256, 2, 2))
     expected = _package_recurrence(h_big, R_big)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import check_implementation, combine, exercise
-from xlstm_edu.exercises._rules import call_learner, compare_diagnosed, loops_over_time, rule_verdict
+from xlstm_edu.exercises._rules import check_cases, time_loop_verdict
 from xlstm_edu.exercises.core import _emit
 
 # ------------------------------------------------------------------------------------------------------ 5.1
@@ -59,22 +59,12 @@ def check_store_with_gates(fn, *, quiet: bool = False):
         ("one pair (S = 1)", _gated_inputs(rng, 1)),
         ("S = 9, forget gates down to 0.05, input gates from e^-3 to e^3", _gated_inputs(rng, 9, 4, 6, 1.5, 0.05)),
     ]
-    verdicts = []
-    for what, args in cases:
-        expected = _true_memory(*args)
-        got, bad = call_learner(name, fn, *(a.copy() for a in args), hint=HINT_5_1)
-        if bad is not None:
-            return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-9, atol=1e-12, hint=HINT_5_1,
-                              variants=_variants_5_1(*args))
-        if not v.ok:
-            return _emit(v, quiet)
-        verdicts.append(v)
-    if loops_over_time(fn, lambda S: _gated_inputs(np.random.default_rng(S), S)):
-        return _emit(rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines "
-                                        "for a longer sequence): write it with a cumulative sum, no loop", HINT_5_1),
-                     quiet)
-    return combine(name, verdicts, quiet=quiet)
+    verdicts, bad = check_cases(name, fn, cases, _true_memory, hint=HINT_5_1, rtol=1e-9, atol=1e-12,
+                                variants=_variants_5_1)
+    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
+        bad = time_loop_verdict(name, fn, lambda S: _gated_inputs(np.random.default_rng(S), S),
+                                "write it with a cumulative sum, no loop", HINT_5_1)
+    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
 
 
 # ------------------------------------------------------------------------------------------------------ 5.2
@@ -127,19 +117,9 @@ def check_linear_attention(fn, *, quiet: bool = False):
         ("one step (S = 1)", _qkv(rng, 1, 3, 2)),
         ("S = 9, DK = 3, DV = 5, small queries (the bound 1 matters)", _qkv(rng, 9, 3, 5, 0.2)),
     ]
-    verdicts = []
-    for what, args in cases:
-        expected = _ungated(*args)
-        got, bad = call_learner(name, fn, *(a.copy() for a in args), hint=HINT_5_3)
-        if bad is not None:
-            return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-9, atol=1e-12, hint=HINT_5_3,
-                              variants=_variants_5_3(*args))
-        if not v.ok:
-            return _emit(v, quiet)
-        verdicts.append(v)
-    if loops_over_time(fn, lambda S: _qkv(np.random.default_rng(S), S, 4, 3)):
-        return _emit(rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines "
-                                        "for a longer sequence): build the S x S score matrix instead", HINT_5_3),
-                     quiet)
-    return combine(name, verdicts, quiet=quiet)
+    verdicts, bad = check_cases(name, fn, cases, _ungated, hint=HINT_5_3, rtol=1e-9, atol=1e-12,
+                                variants=_variants_5_3)
+    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
+        bad = time_loop_verdict(name, fn, lambda S: _qkv(np.random.default_rng(S), S, 4, 3),
+                                "build the S x S score matrix instead", HINT_5_3)
+    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import check_gradient, check_implementation, combine, exercise
-from xlstm_edu.exercises._rules import call_learner, compare_diagnosed, loops_over_time, rule_verdict
+from xlstm_edu.exercises._rules import call_learner, check_cases, time_loop_verdict
 from xlstm_edu.exercises.core import _emit, compare, raised_verdict
 from xlstm_edu.np.gating import log_sigmoid
 
@@ -61,21 +61,12 @@ def check_log_D(fn, *, quiet: bool = False):
         ("one step (S = 1)", _gates(rng, 1)),
         ("S = 30, forget gates from nearly shut to wide open", _gates(rng, 30, 4.0, 0.0, 6.0)),
     ]
-    verdicts = []
-    for what, args in cases:
-        expected = _package_log_D(*args)
-        got, bad = call_learner(name, fn, *(a.copy() for a in args), hint=HINT_6_1)
-        if bad is not None:
-            return _emit(bad, quiet)
-        v = compare_diagnosed(f"{name} ({what})", got, expected, rtol=1e-10, atol=1e-10, hint=HINT_6_1,
-                              variants=_variants_6_1(*args))
-        if not v.ok:
-            return _emit(v, quiet)
-        verdicts.append(v)
-    if loops_over_time(fn, lambda S: _gates(np.random.default_rng(S), S)):
-        return _emit(rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines "
-                                        "for a longer sequence): use np.cumsum and broadcasting", HINT_6_1), quiet)
-    return combine(name, verdicts, quiet=quiet)
+    verdicts, bad = check_cases(name, fn, cases, _package_log_D, hint=HINT_6_1, rtol=1e-10, atol=1e-10,
+                                variants=_variants_6_1)
+    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
+        bad = time_loop_verdict(name, fn, lambda S: _gates(np.random.default_rng(S), S),
+                                "use np.cumsum and broadcasting", HINT_6_1)
+    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
 
 
 # ------------------------------------------------------------------------------------------------------ 6.2
