@@ -245,6 +245,7 @@ def test_loading_a_checkpoint_never_runs_code(tmp_path):
 
 
 @pytest.mark.parametrize("content, match", [(b"", "empty"), (b"PK\x03\x04garbage", "not a readable checkpoint"),
+                                            (b"garbage\n", "not a readable checkpoint"),
                                             (None, "not a checkpoint of xlstm_edu.train")])
 def test_broken_checkpoints_give_clear_errors(tmp_path, content, match):
     if content is None:

@@ -30,6 +30,7 @@ import json
 import os
 import pickle
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,9 @@ def load_checkpoint(run) -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes): the file was truncated; it is not a checkpoint")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; garbage or a cut-off file is not one
+        raise ValueError(f"{path} is not a readable checkpoint (corrupted, truncated or not written by torch.save): "
+                         "it is not the zip archive torch.save writes")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
