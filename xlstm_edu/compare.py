@@ -311,7 +311,8 @@ def readme_block(results: dict | None, preset: str) -> str:
     return "\n".join([
         f"`{h['command']}` (commit `{h['commit']}`, {h['date']}; {h['jobs']} job(s) of {h['threads_per_job']} "
         f"thread(s) on {h['machine']}; load average {_fmt_load(load[0])} at the start, {_fmt_load(load[1])} at "
-        f"the end; {h['wall_time_s'] / 60:.0f} min in all). Every run: {h['protocol']['steps']:,} steps of "
+        f"the end; {len(results['rows'])} runs, {sum(r['train_time_s'] for r in results['rows']) / 3600:.1f} h of "
+        f"training in all). Every final run: {h['protocol']['steps']:,} steps of "
         f"{h['batch_size']} × {h['context_length']} characters; validation loss in nats per character on the "
         f"whole validation split ({h['val_tokens']:,} characters; uniform guess ln {h['vocab_size']} = "
         f"{math.log(h['vocab_size']):.3f}).",
@@ -481,6 +482,8 @@ def main(argv=None) -> int:
               "threads_per_job": rows[-1]["threads"], "device": args.device,
               "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
               "load_avg_start": load_start, "load_avg_end": _loadavg(), "wall_time_s": time.time() - t0}
+    # wall_time_s is this invocation's: a command that resumed an interrupted comparison counts only its own part
+    # (every row keeps its own train_time_s)
     results = {"header": header, "rows": rows}
     json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     import matplotlib
