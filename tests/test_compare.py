@@ -166,3 +166,17 @@ def test_the_readme_table_is_rebuilt_from_the_committed_results():
     for preset, text in blocks:
         results = compare.load_results(ROOT / "results" / f"compare_{preset}.json")
         assert text == readme_block(results, preset), f"rebuild it: python -m xlstm_edu.compare --preset {preset} ..."
+
+
+def test_the_table_says_when_a_best_rate_is_at_the_edge_of_its_grid():
+    def row(model, phase, lr, loss, seed=0):
+        return {"model": model, "phase": phase, "lr": lr, "seed": seed, "final_val_loss": loss, "params": 10,
+                "train_tokens": 100, "train_time_s": 1.0}
+
+    rows = [row("gpt", "sweep", lr, loss) for lr, loss in ((1e-3, 2.0), (2e-3, 1.9), (4e-3, 2.1))]
+    rows += [row("lstm", "sweep", lr, loss) for lr, loss in ((1e-3, 2.0), (2e-3, 1.9), (4e-3, 1.8))]
+    rows += [row("gpt", "final", 2e-3, 1.85, 1), row("lstm", "final", 4e-3, 1.75, 1)]
+    text = compare.table({"header": {}, "rows": rows})
+    assert "edge of the swept grid for LSTM (0.004)" in text and "GPT (" not in text.split("edge")[1]
+    inner = [r for r in rows if r["model"] == "gpt"]
+    assert "edge" not in compare.table({"header": {}, "rows": inner})

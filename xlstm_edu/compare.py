@@ -298,6 +298,11 @@ def table(results: dict) -> str:
         lines.append(f"| {s['label']} | {s['params']:,} | **{s['lr']:g}** ({grid}) | {s['val_loss_mean']:.4f} "
                      f"({s['val_loss_min']:.4f}–{s['val_loss_max']:.4f}) | {s['seeds']} | {s['train_tokens']:,} "
                      f"| {s['train_time_s']:.0f} s |")
+    edge = [s for s in summary(results) if len(s["grid"]) > 1 and s["lr"] in (min(s["grid"]), max(s["grid"]))]
+    if edge:  # the grid stopped growing (max_extra_lrs) with the winner still at an edge: say so
+        lines += ["", "The best rate sits at the edge of the swept grid for "
+                  + ", ".join(f"{s['label']} ({s['lr']:g})" for s in edge)
+                  + ": a rate beyond it might do better, so that model's figure may understate it."]
     return "\n".join(lines)
 
 
