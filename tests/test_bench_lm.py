@@ -40,6 +40,26 @@ def test_bench_lm_tiny_run_writes_json(tmp_path, capsys):
             assert "vs_official" in by[ours]
     text = capsys.readouterr().out
     assert "torch threads = " in text and "tokens/s" in text and "MFU" in text and "load average" in text
+    block = lm.readme_block(rows)  # the README's table: one line per model, the targets it could check
+    assert all(f"| `{r['model']}` | {r['params']:,} |" in block for r in rows)
+    assert ("our 7B-style model >= 1x official" in block) == ("official-large" in by)
+    # --update-readme rewrites only the block between the markers
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{lm.README_BEGIN}\nold\n{lm.README_END}\nrest\n", encoding="utf-8")
+    assert lm.update_readme(readme, rows) and readme.read_text() == (
+        f"intro\n{lm.README_BEGIN}\n{block}\n{lm.README_END}\nrest\n")
+
+
+def test_the_readme_speed_table_is_the_committed_result():
+    from xlstm_edu.paths import home
+
+    readme = (home() / "README.md").read_text(encoding="utf-8")
+    assert lm.README_BEGIN in readme and lm.README_END in readme
+    text = readme.split(lm.README_BEGIN, 1)[1].split(lm.README_END, 1)[0].strip("\n")
+    path = home() / "results" / "bench_lm.json"
+    rows = json.loads(path.read_text()) if path.exists() else None
+    assert text == lm.readme_block(rows), "rebuild it: python -m xlstm_edu.bench lm --json results/bench_lm.json " \
+                                          "--update-readme"
 
 
 def test_bench_lm_rejects_bad_arguments(tmp_path):
@@ -51,6 +71,12 @@ def test_bench_lm_rejects_bad_arguments(tmp_path):
         lm.main(["--models", "official-large", "--context-length", "20", "--chunk-size", "8"])
     with pytest.raises(SystemExit):  # --json that is a folder: refused before any work
         lm.main(["--models", "gpt", "--json", str(tmp_path)])
+    with pytest.raises(SystemExit):  # --update-readme in a course folder whose README has no block
+        from xlstm_edu import paths
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(paths.ENV_VAR, str(tmp_path))
+            lm.main(["--models", "gpt", "--update-readme"])
 
 
 @pytest.mark.parametrize("kind", ["xlstm", "mlstm", "slstm", "gpt", "lstm", "large"])

@@ -1,6 +1,7 @@
 """Training speed of the course's language models and of the official xLSTM package, measured side by side.
 
-    python -m xlstm_edu.bench lm [--json PATH] [--repeats N] [--steps N] [--threads N] [--models a,b,...]
+    python -m xlstm_edu.bench lm [--json PATH] [--update-readme] [--repeats N] [--steps N] [--threads N]
+                                 [--models a,b,...]
 
 One training step = forward, cross-entropy, backward and an AdamW update on a batch of random tokens. Every
 repeat runs ``--steps`` steps of every model in turn (interleaved, so machine noise hits all of them alike); the
@@ -49,6 +50,8 @@ from xlstm_edu.outfiles import check_output_file, code_version
 OURS = KIND_NAMES + ("large",)  # the registry's kinds, and the 7B-style model of xlstm_edu.nn.large
 OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
 TWIN = {"official-xlstm": "xlstm", "official-mlstm": "mlstm", "official-large": "large"}  # same architecture
+README_BEGIN = "<!-- bench-lm:begin (python -m xlstm_edu.bench lm --json results/bench_lm.json --update-readme) -->"
+README_END = "<!-- bench-lm:end -->"
 OFFICIAL_BACKEND = {
     "official-xlstm": "sLSTM: vanilla (pure torch); mLSTM: parallel_stabilized_simple (pure torch)",
     "official-mlstm": "mLSTM: parallel_stabilized_simple (pure torch)",
@@ -137,6 +140,7 @@ def parse(argv):
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--vocab-size", type=int, default=65)
     p.add_argument("--chunk-size", type=int, default=64)
+    p.add_argument("--update-readme", action="store_true", help="rewrite the README's speed table from the result")
     p.add_argument("--peak-size", type=int, default=2048,
                    help="matrix size n of the n×n float32 matmul that measures the peak FLOP/s (default 2048)")
     a = p.parse_args(argv)
@@ -156,6 +160,16 @@ def parse(argv):
     if a.json:
         try:
             check_output_file(a.json, "--json")
+        except ValueError as e:
+            p.error(str(e))
+    if a.update_readme:  # checked before any work, like every output
+        from xlstm_edu.paths import home
+
+        readme = home() / "README.md"
+        if not readme.is_file() or README_BEGIN not in readme.read_text(encoding="utf-8"):
+            p.error(f"--update-readme: {readme} has no bench-lm block")
+        try:
+            check_output_file(readme, "--update-readme")
         except ValueError as e:
             p.error(str(e))
     return a
@@ -181,6 +195,68 @@ def flops_config(name: str, model, a):
     if name in OFFICIAL:
         return build_ours(TWIN[name], a).cfg
     return model.cfg
+
+
+TARGETS = (("xlstm", "official-xlstm", 2.0, "our xLSTM[1:1] >= 2x official"),
+           ("mlstm", "official-mlstm", 2.5, "our mLSTM-only >= 2.5x official mLSTM-only"),
+           ("large", "official-large", 1.0, "our 7B-style model >= 1x official xLSTMLarge"))
+
+
+def targets(rows) -> list[tuple]:
+    """The speed targets this benchmark checks, as (text, wall ratio, CPU-time ratio, met on the wall clock)."""
+    by = {r["model"]: r for r in rows}
+    out = []
+    for ours, ref, want, text in TARGETS:
+        if ours in by and ref in by:
+            wall = by[ours]["train_tokens_per_s"] / by[ref]["train_tokens_per_s"]
+            cpu = by[ours]["train_tokens_per_cpu_s"] / by[ref]["train_tokens_per_cpu_s"]
+            out.append((text, wall, cpu, wall >= want))
+    if "mlstm" in by and "gpt" in by:  # how much faster GPT is: at most 1.5
+        wall = by["gpt"]["train_tokens_per_s"] / by["mlstm"]["train_tokens_per_s"]
+        cpu = by["gpt"]["train_tokens_per_cpu_s"] / by["mlstm"]["train_tokens_per_cpu_s"]
+        out.append(("our mLSTM-only within 1.5x of GPT (GPT / mLSTM-only <= 1.5)", wall, cpu, wall <= 1.5))
+    return out
+
+
+def readme_block(rows) -> str:
+    """The README's table of a ``--json`` result (None: the line that says there is none yet)."""
+    if not rows:
+        return ("*Not measured yet on a quiet machine: `python -m xlstm_edu.bench lm --json results/bench_lm.json "
+                "--update-readme` writes this table.*")
+    r0 = rows[0]
+    load = lambda x: "/".join(f"{v:.2f}" for v in x)  # noqa: E731
+    lines = [f"`{r0['command']}` (commit `{r0['commit']}`, torch {r0['torch']}, {r0['threads']} thread(s), "
+             f"median of {len(r0['tokens_per_s_all'])} interleaved repeats; embedding {r0['embedding_dim']}, "
+             f"{r0['num_blocks']} blocks, context {r0['context_length']}, batch {r0['batch_size']}; load average "
+             f"{load(r0['loadavg_start'])} at the start, {load(r0['loadavg_end'])} at the end; float32 matmul peak "
+             f"{r0['matmul_peak_flops'] / 1e9:.1f} GFLOP/s):", "",
+             "| model | parameters | tokens/s | tokens per CPU-s | vs official | vs GPT | MFLOP/token | MFU |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        vo = f"{r['vs_official']:.2f}×" if "vs_official" in r else ""
+        vg = f"{r['vs_gpt']:.2f}×" if "vs_gpt" in r else ""
+        lines.append(f"| `{r['model']}` | {r['params']:,} | {r['train_tokens_per_s']:,.0f} | "
+                     f"{r['train_tokens_per_cpu_s']:,.0f} | {vo} | {vg} | {r['train_flops_per_token'] / 1e6:.2f} | "
+                     f"{100 * r['mfu']:.1f}% |")
+    lines.append("")
+    lines.append("Targets (wall clock; per CPU-second in brackets): " + "; ".join(
+        f"{text}: {wall:.2f}× ({cpu:.2f}×), {'met' if ok else '**not met**'}" for text, wall, cpu, ok in
+        targets(rows)) + ".")
+    return "\n".join(lines)
+
+
+def update_readme(readme, rows) -> bool:
+    """Replace the text between the markers in ``readme``; False if the markers are missing."""
+    from pathlib import Path
+
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    if README_BEGIN not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_BEGIN}\n{readme_block(rows)}\n{README_END}{tail}", encoding="utf-8")
+    return True
 
 
 def main(argv=None):
@@ -272,25 +348,19 @@ def main(argv=None):
           + ("  -- other jobs were running: the numbers are not reliable" if max(load_end[0], load_start[0])
              > max(1.0, a.threads) + 0.5 else ""))
 
-    targets = [("xlstm", "official-xlstm", 2.0, "our xLSTM[1:1] >= 2x official"),
-               ("mlstm", "official-mlstm", 2.5, "our mLSTM-only >= 2.5x official mLSTM-only"),
-               ("large", "official-large", 1.0, "our 7B-style model >= 1x official xLSTMLarge")]
-    verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
-    for ours, ref, want, text in targets:
-        if ours in med and ref in med:
-            got, got_cpu = med[ours] / med[ref], cpu_med[ours] / cpu_med[ref]
-            print(f"target {text}: wall {got:.2f}x -> {verdict(got >= want)}; "
-                  f"CPU time {got_cpu:.2f}x -> {verdict(got_cpu >= want)}")
-    if "mlstm" in med and "gpt" in med:
-        slower, slower_cpu = med["gpt"] / med["mlstm"], cpu_med["gpt"] / cpu_med["mlstm"]
-        print(f"target our mLSTM-only within 1.5x of GPT: GPT/mLSTM wall {slower:.2f} -> {verdict(slower <= 1.5)}; "
-              f"CPU time {slower_cpu:.2f} -> {verdict(slower_cpu <= 1.5)}")
+    for text, wall, cpu, ok in targets(rows):
+        print(f"target {text}: wall {wall:.2f}x -> {'met' if ok else 'NOT met'}; CPU time {cpu:.2f}x")
 
     if a.json:
         os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=2)
         print(f"wrote {a.json}")
+    if a.update_readme:
+        from xlstm_edu.paths import home
+
+        update_readme(home() / "README.md", rows)
+        print(f"updated the speed table in {home() / 'README.md'}")
     return 0
 
 
