@@ -57,7 +57,7 @@ from pathlib import Path
 import torch
 
 from xlstm_edu.models import KIND_NAMES, PRESET_NAMES, label
-from xlstm_edu.outfiles import check_output_file, code_version
+from xlstm_edu.outfiles import check_output_file, code_version, replace_marked_block
 
 MODELS = ("xlstm", "gpt", "lstm")
 README_BEGIN = "<!-- compare:{preset}:begin (written by python -m xlstm_edu.compare --update-readme) -->"
@@ -334,14 +334,8 @@ def _fmt_load(x):
 
 def update_readme(readme: Path, preset: str, results: dict | None) -> bool:
     """Replace the text between the preset's markers in ``readme``; False if the markers are missing."""
-    text = readme.read_text(encoding="utf-8")
-    begin, end = README_BEGIN.format(preset=preset), README_END.format(preset=preset)
-    if begin not in text or end not in text:
-        return False
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    readme.write_text(f"{head}{begin}\n{readme_block(results, preset)}\n{end}{tail}", encoding="utf-8")
-    return True
+    return replace_marked_block(readme, README_BEGIN.format(preset=preset), README_END.format(preset=preset),
+                                readme_block(results, preset))
 
 
 def results_path(preset: str) -> Path:

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 
 from xlstm_edu._validate import check_choice, check_positive_int
-from xlstm_edu.outfiles import check_output_file, code_version, write_json_atomic
+from xlstm_edu.outfiles import check_output_file, code_version, replace_marked_block, write_json_atomic
 from xlstm_edu.tasks import (
     IGNORE,
     MQAR,
@@ -638,14 +638,10 @@ def readme_block(formal_path=None, mqar_path=None) -> str:
 def update_readme(readme, formal_path=None, mqar_path=None) -> bool:
     """Rewrite the README's report block from the result files; True when the text changed."""
     readme = Path(readme)
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
+    before = readme.read_text(encoding="utf-8")
+    if not replace_marked_block(readme, README_BEGIN, README_END, readme_block(formal_path, mqar_path).rstrip("\n")):
         raise ValueError(f"{readme}: expected the markers {README_BEGIN!r} and {README_END!r}")
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    new = head + README_BEGIN + "\n" + readme_block(formal_path, mqar_path) + README_END + tail
-    readme.write_text(new)
-    return new != text
+    return readme.read_text(encoding="utf-8") != before
 
 
 # ------------------------------------------------------------------------------------------ the runner

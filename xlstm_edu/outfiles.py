@@ -5,6 +5,8 @@ folder, not a path through a file) and that the file can be opened for writing, 
 a message that names the command-line option otherwise. A file that did not exist is removed again, so a run
 that fails later leaves nothing behind. ``write_json_atomic`` replaces a result file in one step, so a run
 killed while writing keeps the previous version whole. ``code_version`` is the commit every result file records.
+``replace_marked_block`` rewrites the part of a text file (the README) between two marker lines, which is how
+every README table made from a result file is written.
 """
 
 from __future__ import annotations
@@ -64,3 +66,16 @@ def write_json_atomic(path, obj) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=1) + "\n")
     tmp.replace(path)
+
+
+def replace_marked_block(path, begin: str, end: str, body: str) -> bool:
+    """Put ``body`` between the lines ``begin`` and ``end`` of the text file ``path`` (the rest unchanged).
+    False, and nothing written, when a marker is missing."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{body}\n{end}{tail}", encoding="utf-8")
+    return True

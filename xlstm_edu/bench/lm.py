@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from xlstm_edu.bench.flops import train_flops_per_token
 from xlstm_edu.models import KIND_NAMES
-from xlstm_edu.outfiles import check_output_file, code_version
+from xlstm_edu.outfiles import check_output_file, code_version, replace_marked_block
 
 OURS = KIND_NAMES + ("large",)  # the registry's kinds, and the 7B-style model of xlstm_edu.nn.large
 OFFICIAL = ("official-xlstm", "official-mlstm", "official-large")
@@ -247,16 +247,7 @@ def readme_block(rows) -> str:
 
 def update_readme(readme, rows) -> bool:
     """Replace the text between the markers in ``readme``; False if the markers are missing."""
-    from pathlib import Path
-
-    readme = Path(readme)
-    text = readme.read_text(encoding="utf-8")
-    if README_BEGIN not in text or README_END not in text:
-        return False
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_BEGIN}\n{readme_block(rows)}\n{README_END}{tail}", encoding="utf-8")
-    return True
+    return replace_marked_block(readme, README_BEGIN, README_END, readme_block(rows))
 
 
 def main(argv=None):
