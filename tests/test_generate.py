@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+import xlstm_edu.bench.generate as bg
 from xlstm_edu.models import KINDS, build_model
 from xlstm_edu.sample import generate
 
@@ -94,11 +95,24 @@ def test_bench_generate_tiny(tmp_path, capsys):
     assert rows["gpt-window", 100]["state_bytes"] == 64 * 8  # past its table (64): only the token window
     assert d["summary"]["xlstm"]["state_bytes_constant"] is True
     assert "ms/token" in capsys.readouterr().out
+    block = bg.readme_block(d)  # the README's table: a line per model, the targets per xLSTM model
+    assert all(f"| `{m}` |" in block for m in ("xlstm", "mlstm", "gpt", "gpt-window", "lstm"))
+    assert "- `xlstm`: time per token at P = 100 / at P = 8" in block and "P = 8 | P = 100 |" in block
+
+
+def test_the_readme_generation_table_is_the_committed_result():
+    from xlstm_edu.paths import home
+
+    readme = (home() / "README.md").read_text(encoding="utf-8")
+    assert bg.README_BEGIN in readme and bg.README_END in readme
+    text = readme.split(bg.README_BEGIN, 1)[1].split(bg.README_END, 1)[0].strip("\n")
+    path = home() / "results" / "bench_generate.json"
+    result = json.loads(path.read_text()) if path.exists() else None
+    assert text == bg.readme_block(result), ("rebuild it: python -m xlstm_edu.bench generate --json "
+                                            "results/bench_generate.json --update-readme")
 
 
 def test_bench_generate_checks_the_output_before_any_work(tmp_path, monkeypatch, capsys):
-    import xlstm_edu.bench.generate as bg
-
     monkeypatch.setattr(bg, "build", lambda *a, **k: pytest.fail("built a model before checking --json"))
     assert bg.main(["--json", str(tmp_path)]) == 2  # a folder
     assert "is a folder" in capsys.readouterr().err
@@ -110,3 +124,8 @@ def test_bench_generate_checks_the_output_before_any_work(tmp_path, monkeypatch,
         bg.main(["--positions", "0,5"])
     with pytest.raises(SystemExit):
         bg.main(["--models", "gpt,rwkv"])
+    from xlstm_edu import paths
+
+    monkeypatch.setenv(paths.ENV_VAR, str(tmp_path))  # a course folder whose README has no block
+    assert bg.main(["--update-readme"]) == 2
+    assert "no bench-generate block" in capsys.readouterr().err

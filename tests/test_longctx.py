@@ -38,6 +38,8 @@ def test_tiny_run_writes_json_and_png(course, capsys):
     assert {(r["model"], r["context"]) for r in d["rows"]} == {(m, C) for m in ("xlstm", "gpt") for C in (32, 64, 128)}
     assert all(r["loss"] > 0 and r["trained_context"] == 64 for r in d["rows"])
     assert [c["edges"][-1] for c in d["per_position"]] == [128, 128]
+    block = longctx.readme_block(d)  # the README's table: one line per model, every context
+    assert "| xlstm | 1 |" in block and "| gpt (sliding window) | 1 |" in block and "C = 128 − C = 32 |" in block
     # a second call reuses the runs (no training) and may evaluate other contexts
     def no_training(*a, **k):
         raise AssertionError("trained again")
@@ -125,3 +127,14 @@ def test_from_compare_evaluates_the_comparisons_final_runs_without_training(cour
     assert "no finished final runs of 'gpt'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         longctx.main(base + ["--models", "xlstm", "--retrain"])
+
+
+def test_the_readme_long_context_table_is_the_committed_result():
+    from xlstm_edu.paths import home
+
+    readme = (home() / "README.md").read_text(encoding="utf-8")
+    assert longctx.README_BEGIN in readme and longctx.README_END in readme
+    text = readme.split(longctx.README_BEGIN, 1)[1].split(longctx.README_END, 1)[0].strip("\n")
+    path = home() / "results" / "long_context.json"
+    result = json.loads(path.read_text()) if path.exists() else None
+    assert text == longctx.readme_block(result), "rebuild it: python -m xlstm_edu.longctx ... --update-readme"

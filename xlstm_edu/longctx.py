@@ -3,6 +3,7 @@
     python -m xlstm_edu.longctx [--preset cpu-small] [--models xlstm,mlstm,gpt] [--seeds 2]
                                 [--contexts 128,256,512,1024,2048] [--max-tokens 65536] [--json PATH]
     python -m xlstm_edu.longctx --from-compare [--models xlstm,gpt,lstm] ...   # no training: chapter 10's runs
+    (either with --update-readme: the README's table is rewritten from the result)
 
 1. **Train** every model of ``--models`` with the course's trainer (``python -m xlstm_edu.train --preset ...``) at
    the preset's context length (``cpu-small``: 128), one run per seed, into ``runs/long_context/`` of the course
@@ -42,7 +43,10 @@ import torch
 import torch.nn.functional as F
 
 from xlstm_edu.models import KIND_NAMES as KINDS  # the model registry
-from xlstm_edu.outfiles import check_output_file
+from xlstm_edu.outfiles import check_output_file, replace_marked_block
+
+README_BEGIN = "<!-- long-context:begin (python -m xlstm_edu.longctx ... --update-readme) -->"
+README_END = "<!-- long-context:end -->"
 
 
 # ------------------------------------------------------------------------------------------------- training
@@ -206,6 +210,7 @@ def parse(argv):
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--json", default=None, help="default: results/long_context.json of the course folder")
     p.add_argument("--png", default=None, help="default: the JSON's path with .png")
+    p.add_argument("--update-readme", action="store_true", help="rewrite the README's table from the result")
     a, extra = p.parse_known_args(argv)
     if a.from_compare and (a.retrain or a.max_iters is not None or extra):
         p.error("--from-compare evaluates the comparison's runs as they are: no --retrain, --max-iters or trainer flags")
@@ -227,6 +232,37 @@ def parse(argv):
     return a, extra
 
 
+def readme_block(result) -> str:
+    """The README's table of a result file (None: the line that says there is none yet): per model the mean loss
+    over seeds at every context, [min, max] over seeds, and the change from the shortest to the longest context."""
+    if not result:
+        return "*Not run yet: `results/long_context.json` (see the commands above).*"
+    h, rows = result["header"], result["rows"]
+    Cs = sorted({r["context"] for r in rows})
+    lines = [f"`{h['command']}` (commit `{h['commit']}`; {h.get('source', 'runs trained for it')}; trained at "
+             f"{h['trained_context']} characters; {h['scored_characters']:,} validation characters scored at every "
+             f"context; loss in nats per character, mean [min, max] over seeds):", "",
+             "| model | seeds | " + " | ".join(f"C = {C:,}" for C in Cs) + f" | C = {Cs[-1]:,} − C = {Cs[0]:,} |",
+             "|---|---:|" + "---:|" * (len(Cs) + 1)]
+    for kind in h["models"]:
+        at = {C: [r["loss"] for r in rows if r["model"] == kind and r["context"] == C] for C in Cs}
+        if not at[Cs[0]]:
+            continue
+        mean = {C: sum(v) / len(v) for C, v in at.items()}
+        label = kind + (" (sliding window)" if kind == "gpt" else "")
+        lines.append(f"| {label} | {len(at[Cs[0]])} | "
+                     + " | ".join(f"{mean[C]:.4f} [{min(at[C]):.4f}, {max(at[C]):.4f}]" for C in Cs)
+                     + f" | {mean[Cs[-1]] - mean[Cs[0]]:+.4f} |")
+    lines += ["", "![loss against the evaluation context, and by position in the longest window]"
+                  "(results/long_context.png)"]
+    return "\n".join(lines)
+
+
+def update_readme(readme, result) -> bool:
+    """Replace the text between the markers in ``readme``; False if the markers are missing."""
+    return replace_marked_block(readme, README_BEGIN, README_END, readme_block(result))
+
+
 def main(argv=None) -> int:
     from xlstm_edu.outfiles import code_version
     from xlstm_edu.paths import results_dir
@@ -238,6 +274,13 @@ def main(argv=None) -> int:
     try:  # every output path is checked before any work
         out = check_output_file(a.json or results_dir() / "long_context.json", "--json")
         png = check_output_file(a.png or out.with_suffix(".png"), "--png")
+        if a.update_readme:
+            from xlstm_edu.paths import home
+
+            readme = home() / "README.md"
+            if not readme.is_file() or README_BEGIN not in readme.read_text(encoding="utf-8"):
+                raise ValueError(f"--update-readme: {readme} has no long-context block")
+            check_output_file(readme, "--update-readme")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -300,6 +343,9 @@ def main(argv=None) -> int:
     out.write_text(json.dumps(result, indent=1))
     plot(result, png)
     print(f"wrote {out} and {png}")
+    if a.update_readme:
+        update_readme(readme, result)
+        print(f"updated the long-context table in {readme}")
     return 0
 
 

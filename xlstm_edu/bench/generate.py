@@ -1,6 +1,7 @@
 """Generation cost: time per generated token and bytes of state, at growing positions in the text.
 
-    python -m xlstm_edu.bench generate [--json PATH] [--positions 64,256,1024,4096,16384] [--repeats 5]
+    python -m xlstm_edu.bench generate [--json PATH] [--update-readme] [--positions 64,256,1024,4096,16384]
+                                       [--repeats 5]
 
 For every model and every position P, the model first reads P tokens (``prefill``), then generates ``--tokens``
 tokens one ``step`` at a time (greedy); the time of those steps divided by their number is the time per token at
@@ -39,9 +40,12 @@ from pathlib import Path
 
 import torch
 
-from xlstm_edu.outfiles import check_output_file
+from xlstm_edu.outfiles import check_output_file, replace_marked_block
 
 MODELS = ("xlstm", "mlstm", "gpt", "gpt-window", "lstm")
+README_BEGIN = ("<!-- bench-generate:begin (python -m xlstm_edu.bench generate --json results/bench_generate.json "
+                "--update-readme) -->")
+README_END = "<!-- bench-generate:end -->"
 GPT_REAL_TOKENS = 256  # the GPT cache holds the real keys/values of this many tokens, repeated up to P
 
 
@@ -55,6 +59,7 @@ def parse(argv):
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (median reported; default 5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--vocab-size", type=int, default=65)
+    p.add_argument("--update-readme", action="store_true", help="rewrite the README's table from the result")
     a = p.parse_args(argv)
     for name in ("tokens", "repeats", "threads", "vocab_size"):
         if getattr(a, name) < 1:
@@ -173,11 +178,57 @@ def crossover(rows, fast: str, slow: str = "gpt"):
             f"{fast}_median_ms": round(t_fast, 4)}
 
 
+def readme_block(result) -> str:
+    """The README's table of a ``--json`` result (None: the line that says there is none yet)."""
+    if not result:
+        return ("*Not measured yet on a quiet machine: `python -m xlstm_edu.bench generate --json "
+                "results/bench_generate.json --update-readme` writes this table.*")
+    h, rows = result["header"], result["rows"]
+    positions = sorted({r["position"] for r in rows})
+    kinds = list(dict.fromkeys(r["model"] for r in rows))
+    at = {(r["model"], r["position"]): r for r in rows}
+    load = h.get("load_average_start") or []
+    lines = [f"`{h['command']}` (commit `{h['commit']}`, torch {h['torch']}, {h['threads']} thread(s), "
+             f"median of {h['repeats']} interleaved repeats of {h['tokens_per_measurement']} tokens; load average "
+             f"{'/'.join(f'{v:.2f}' for v in load)} at the start). Milliseconds per generated token after the model "
+             "has read P tokens, and the bytes of its state or cache at P:", "",
+             "| model | " + " | ".join(f"P = {P:,}" for P in positions) + " |",
+             "|---|" + "---:|" * len(positions)]
+    for k in kinds:
+        cells = [f"{at[k, P]['ms_per_token']:.2f} ms · {at[k, P]['state_bytes'] / 1024:,.0f} KiB" if (k, P) in at
+                 else "skipped" for P in positions]
+        lines.append(f"| `{k}` | " + " | ".join(cells) + " |")
+    lines.append("")
+    for kind, s in result.get("summary", {}).items():
+        tr, cx = s["time_ratio"], s.get("overtakes_gpt_kv_cache") or {}
+        first, fit = cx.get("first_measured_position_faster"), cx.get("fit_position")
+        lines.append(f"- `{kind}`: time per token at P = {tr['positions'][1]:,} / at P = {tr['positions'][0]:,} = "
+                     f"{tr['ratio']:.2f}× (target at most 1.2×: {'met' if tr['target_1.2x_met'] else '**not met**'});"
+                     f" state {'the same' if s['state_bytes_constant'] else '**not the same**'} at every position; "
+                     + (f"faster than GPT's KV cache from P = {first:,} on (measured)" if first is not None
+                        else "faster than GPT's KV cache at no measured position")
+                     + (f", where a straight-line fit of GPT's time meets it: P ≈ {fit:,}" if fit is not None
+                        else "") + ".")
+    return "\n".join(lines)
+
+
+def update_readme(readme, result) -> bool:
+    """Replace the text between the markers in ``readme``; False if the markers are missing."""
+    return replace_marked_block(readme, README_BEGIN, README_END, readme_block(result))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     a = parse(argv)
     try:
         out = check_output_file(a.json, "--json") if a.json else None
+        if a.update_readme:  # checked before any work, like every output
+            from xlstm_edu.paths import home
+
+            readme = home() / "README.md"
+            if not readme.is_file() or README_BEGIN not in readme.read_text(encoding="utf-8"):
+                raise ValueError(f"--update-readme: {readme} has no bench-generate block")
+            check_output_file(readme, "--update-readme")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -251,10 +302,13 @@ def main(argv=None):
             line += f"; straight-line fit of GPT's time: P ≈ {fit}" if fit is not None else ""
         print(line)
     header["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    result = {"header": header, "rows": rows, "summary": summary, "skipped": skipped}
     if out is not None:
-        out.write_text(json.dumps({"header": header, "rows": rows, "summary": summary, "skipped": skipped},
-                                  indent=1))
+        out.write_text(json.dumps(result, indent=1))
         print(f"wrote {out}")
+    if a.update_readme:
+        update_readme(readme, result)
+        print(f"updated the generation table in {readme}")
     return 0
 
 
