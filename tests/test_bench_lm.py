@@ -50,18 +50,6 @@ def test_bench_lm_tiny_run_writes_json(tmp_path, capsys):
         f"intro\n{lm.README_BEGIN}\n{block}\n{lm.README_END}\nrest\n")
 
 
-def test_the_readme_speed_table_is_the_committed_result():
-    from xlstm_edu.paths import home
-
-    readme = (home() / "README.md").read_text(encoding="utf-8")
-    assert lm.README_BEGIN in readme and lm.README_END in readme
-    text = readme.split(lm.README_BEGIN, 1)[1].split(lm.README_END, 1)[0].strip("\n")
-    path = home() / "results" / "bench_lm.json"
-    rows = json.loads(path.read_text()) if path.exists() else None
-    assert text == lm.readme_block(rows), "rebuild it: python -m xlstm_edu.bench lm --json results/bench_lm.json " \
-                                          "--update-readme"
-
-
 def test_bench_lm_rejects_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         lm.main(["--models", "xlstm,transformer"])

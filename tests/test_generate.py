@@ -100,18 +100,6 @@ def test_bench_generate_tiny(tmp_path, capsys):
     assert "- `xlstm`: time per token at P = 100 / at P = 8" in block and "P = 8 | P = 100 |" in block
 
 
-def test_the_readme_generation_table_is_the_committed_result():
-    from xlstm_edu.paths import home
-
-    readme = (home() / "README.md").read_text(encoding="utf-8")
-    assert bg.README_BEGIN in readme and bg.README_END in readme
-    text = readme.split(bg.README_BEGIN, 1)[1].split(bg.README_END, 1)[0].strip("\n")
-    path = home() / "results" / "bench_generate.json"
-    result = json.loads(path.read_text()) if path.exists() else None
-    assert text == bg.readme_block(result), ("rebuild it: python -m xlstm_edu.bench generate --json "
-                                            "results/bench_generate.json --update-readme")
-
-
 def test_bench_generate_checks_the_output_before_any_work(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bg, "build", lambda *a, **k: pytest.fail("built a model before checking --json"))
     assert bg.main(["--json", str(tmp_path)]) == 2  # a folder

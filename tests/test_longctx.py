@@ -127,14 +127,3 @@ def test_from_compare_evaluates_the_comparisons_final_runs_without_training(cour
     assert "no finished final runs of 'gpt'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         longctx.main(base + ["--models", "xlstm", "--retrain"])
-
-
-def test_the_readme_long_context_table_is_the_committed_result():
-    from xlstm_edu.paths import home
-
-    readme = (home() / "README.md").read_text(encoding="utf-8")
-    assert longctx.README_BEGIN in readme and longctx.README_END in readme
-    text = readme.split(longctx.README_BEGIN, 1)[1].split(longctx.README_END, 1)[0].strip("\n")
-    path = home() / "results" / "long_context.json"
-    result = json.loads(path.read_text()) if path.exists() else None
-    assert text == longctx.readme_block(result), "rebuild it: python -m xlstm_edu.longctx ... --update-readme"
