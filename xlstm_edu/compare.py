@@ -3,7 +3,7 @@ its own best learning rate, three seeds.
 
 ::
 
-    python -m xlstm_edu.compare --preset cpu-small --jobs 2 --update-readme     # about 2 hours on 2 cores
+    python -m xlstm_edu.compare --preset cpu-small --jobs 2 --update-readme     # about 3 hours on 2 cores
     python -m xlstm_edu.compare --preset cpu-tiny --steps 40 --sweep-steps 20   # a few minutes: try it out
 
 The protocol (``PROTOCOLS[preset]``; every number can be changed on the command line):
