@@ -23,7 +23,7 @@ import tracemalloc
 import numpy as np
 
 from xlstm_edu.exercises import forbid_package_calls
-from xlstm_edu.exercises.core import Verdict, compare, learner_result, raised_verdict
+from xlstm_edu.exercises.core import Verdict, _emit, combine, compare, learner_result, raised_verdict
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../xlstm_edu
 
@@ -186,3 +186,15 @@ def time_loop_verdict(name: str, fn, make_args, advice: str, hint=None) -> Verdi
         return rule_verdict(name, "right numbers, but your code runs a loop over time (more Python lines for a "
                                   f"longer sequence): {advice}", hint)
     return None
+
+
+def check_cases_without_time_loop(name: str, fn, cases, reference, *, make_args, advice: str, hint, rtol: float,
+                                  atol: float, variants=None, guard=contextlib.nullcontext,
+                                  quiet: bool = False) -> Verdict:
+    """An exercise whose rule is "no loop over time": ``check_cases``, then, when every case passes,
+    ``time_loop_verdict``; returns (and prints unless ``quiet``) the combined ✅ or the first ❌."""
+    verdicts, bad = check_cases(name, fn, cases, reference, hint=hint, rtol=rtol, atol=atol, variants=variants,
+                                guard=guard)
+    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
+        bad = time_loop_verdict(name, fn, make_args, advice, hint)
+    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)

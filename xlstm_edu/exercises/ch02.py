@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from xlstm_edu.exercises import combine, exercise
-from xlstm_edu.exercises._rules import (call_learner, check_cases, compare_diagnosed, known_mistake, refused,
-                                        time_loop_verdict)
+from xlstm_edu.exercises._rules import (call_learner, check_cases_without_time_loop, compare_diagnosed,
+                                        known_mistake, refused)
 from xlstm_edu.exercises.core import _emit, compare, raised_verdict
 
 
@@ -226,13 +226,11 @@ def check_readout_weights(fn, *, quiet: bool = False):
         ("S = 12, forget gates that shut (f̃ down to -8)", _weights_inputs(rng, 12, f_mean=-2.0, f_scale=3.0)),
         ("S = 40", _weights_inputs(rng, 40, i_scale=3.0)),
     ]
-    verdicts, bad = check_cases(name, fn, cases, lambda i_pre, f_pre: softmax.normalizer_weights(i_pre, f_pre)[-1],
-                                hint=HINT_2_2, rtol=1e-9, atol=1e-14, variants=_variants_2_2,
-                                guard=lambda: refused(softmax.normalizer_weights, softmax.log_weights))
-    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
-        bad = time_loop_verdict(name, fn, lambda S: _weights_inputs(np.random.default_rng(S), S),
-                                "use a cumulative sum", HINT_2_2)
-    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
+    return check_cases_without_time_loop(
+        name, fn, cases, lambda i_pre, f_pre: softmax.normalizer_weights(i_pre, f_pre)[-1], hint=HINT_2_2,
+        rtol=1e-9, atol=1e-14, variants=_variants_2_2,
+        guard=lambda: refused(softmax.normalizer_weights, softmax.log_weights),
+        make_args=lambda S: _weights_inputs(np.random.default_rng(S), S), advice="use a cumulative sum", quiet=quiet)
 
 
 # ------------------------------------------------------------------------------------------------------ 2.3

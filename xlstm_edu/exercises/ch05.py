@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from xlstm_edu.exercises import check_implementation, combine, exercise
-from xlstm_edu.exercises._rules import check_cases, time_loop_verdict
-from xlstm_edu.exercises.core import _emit
+from xlstm_edu.exercises import check_implementation, exercise
+from xlstm_edu.exercises._rules import check_cases_without_time_loop
 
 # ------------------------------------------------------------------------------------------------------ 5.1
 HINT_5_1 = "pair s carries its input gate i_s and the product of the forget gates applied after it was written"
@@ -59,12 +58,10 @@ def check_store_with_gates(fn, *, quiet: bool = False):
         ("one pair (S = 1)", _gated_inputs(rng, 1)),
         ("S = 9, forget gates down to 0.05, input gates from e^-3 to e^3", _gated_inputs(rng, 9, 4, 6, 1.5, 0.05)),
     ]
-    verdicts, bad = check_cases(name, fn, cases, _true_memory, hint=HINT_5_1, rtol=1e-9, atol=1e-12,
-                                variants=_variants_5_1)
-    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
-        bad = time_loop_verdict(name, fn, lambda S: _gated_inputs(np.random.default_rng(S), S),
-                                "write it with a cumulative sum, no loop", HINT_5_1)
-    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
+    return check_cases_without_time_loop(name, fn, cases, _true_memory, hint=HINT_5_1, rtol=1e-9, atol=1e-12,
+                                         variants=_variants_5_1,
+                                         make_args=lambda S: _gated_inputs(np.random.default_rng(S), S),
+                                         advice="write it with a cumulative sum, no loop", quiet=quiet)
 
 
 # ------------------------------------------------------------------------------------------------------ 5.2
@@ -117,9 +114,7 @@ def check_linear_attention(fn, *, quiet: bool = False):
         ("one step (S = 1)", _qkv(rng, 1, 3, 2)),
         ("S = 9, DK = 3, DV = 5, small queries (the bound 1 matters)", _qkv(rng, 9, 3, 5, 0.2)),
     ]
-    verdicts, bad = check_cases(name, fn, cases, _ungated, hint=HINT_5_3, rtol=1e-9, atol=1e-12,
-                                variants=_variants_5_3)
-    if bad is None:  # (a ❌ Verdict is falsy: no `or` here)
-        bad = time_loop_verdict(name, fn, lambda S: _qkv(np.random.default_rng(S), S, 4, 3),
-                                "build the S x S score matrix instead", HINT_5_3)
-    return combine(name, verdicts, quiet=quiet) if bad is None else _emit(bad, quiet)
+    return check_cases_without_time_loop(name, fn, cases, _ungated, hint=HINT_5_3, rtol=1e-9, atol=1e-12,
+                                         variants=_variants_5_3,
+                                         make_args=lambda S: _qkv(np.random.default_rng(S), S, 4, 3),
+                                         advice="build the S x S score matrix instead", quiet=quiet)
